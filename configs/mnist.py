@@ -1,0 +1,51 @@
+"""The MNIST quantization study: float CNN -> every PTQ recipe -> accuracy, size, latency.
+
+Run it (what `make run` does):
+  python tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist
+Override any key from the command line, e.g. `--config.train.epochs=3`; a misspelled key fails.
+"""
+
+from ml_collections import ConfigDict
+
+from edgequant.data import calibration
+from edgequant.quantize import recipes
+
+
+def get_config() -> ConfigDict:
+    c = ConfigDict()
+    c.seed = 0
+
+    c.data = ConfigDict()
+    c.data.name = "mnist"
+    c.data.dir = ""  # IDX files or mnist.npz; empty = keras cache -> download -> offline digits
+    c.data.download = True
+    c.data.val_fraction = 0.1  # of the official training set, when full MNIST is available
+
+    c.model = ConfigDict()
+    c.model.name = "mnist_cnn"
+    c.model.input_shape = (28, 28, 1)
+    c.model.options = ConfigDict({"filters": (32, 64), "dense_units": 128, "dropout": 0.25})
+
+    c.train = ConfigDict()
+    c.train.epochs = 15
+    c.train.batch_size = 64
+    c.train.learning_rate = 2e-3
+    c.train.augment = ConfigDict(
+        {"enabled": True, "rotation_deg": 10.0, "shift": 0.1, "zoom": 0.1}
+    )
+
+    c.quantize = ConfigDict()
+    c.quantize.recipes = recipes.PTQ_RECIPES
+    c.quantize.weights = "per_channel"  # or per_tensor
+    c.quantize.calibration_size = calibration.DEFAULT_SIZE
+
+    c.evaluate = ConfigDict()
+    c.evaluate.batch_size = 500
+
+    c.bench = ConfigDict()
+    c.bench.enabled = True
+    c.bench.threads = (1, 0)  # 0 = all cores
+    c.bench.num_runs = 100
+    c.bench.min_secs = 2.0
+    c.bench.warmup_runs = 10
+    return c

@@ -1,0 +1,61 @@
+"""The representative dataset the converter calibrates activation ranges on.
+
+Drawn only from the training split, class-stratified, with the training preprocessing, and
+checked before it reaches the converter: TFLiteConverter turns an empty, NaN-laden or mis-shaped
+set into an opaque MLIR error or, worse, a model with collapsed ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from edgequant.data import mnist, splits
+
+# 500 samples = 50 per MNIST class. Ranges are per-tensor min/max, which stop moving after a few
+# hundred varied samples (TF's guide suggests ~100-500); more only slows conversion, fewer risks
+# missing the tails of rarely-activated channels.
+DEFAULT_SIZE = 500
+
+
+def build(
+    split: mnist.Split, n: int, seed: int, input_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Returns n preprocessed, class-stratified training samples as float32 [n, *input_shape]."""
+    if n <= 0:
+        raise ValueError(f"calibration size must be positive, got {n}")
+    if len(split) == 0:
+        raise ValueError("calibration set is empty: the training split yielded 0 samples; check data.dir")
+    chosen = splits.stratified_sample(split.y, n, seed)
+    x = mnist.preprocess(split.x[chosen], tuple(input_shape))
+    validate(x, input_shape)
+    return x
+
+
+def validate(x: np.ndarray, input_shape: tuple[int, ...], dtype=np.float32) -> None:
+    """Raises ValueError naming the first problem: empty, wrong rank/shape/dtype, NaN or inf."""
+    x = np.asarray(x)
+    if x.size == 0 or len(x) == 0:
+        raise ValueError("calibration set is empty: 0 samples")
+    if x.dtype != dtype:
+        raise ValueError(f"calibration samples have dtype {x.dtype}, model input expects {np.dtype(dtype)}")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"calibration samples have shape {list(x.shape[1:])}, model input expects {list(input_shape)}"
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argwhere(bad.reshape(len(x), -1).any(axis=1))[0][0])
+        kind = "NaN" if np.isnan(x).any() else "inf"
+        raise ValueError(f"calibration set contains {kind} values (first at sample {first})")
+
+
+def as_generator(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The converter's `representative_dataset`: one batch-1 sample per step."""
+
+    def gen() -> Iterator[list[np.ndarray]]:
+        for i in range(len(x)):
+            yield [x[i : i + 1]]
+
+    return gen

@@ -1,0 +1,1 @@
+"""Stage 4 of the flow: accuracy of Keras and TFLite models, and what each artifact contains."""

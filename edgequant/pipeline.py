@@ -1,0 +1,143 @@
+"""The whole study in one call: data -> float training -> each PTQ recipe -> evaluate -> bench ->
+report. `tools/pipeline.py` is a thin binary over `run`; notebooks and tests call it directly.
+
+A recipe that fails (for example a full-integer recipe that would keep a float op) is recorded
+with its one-line reason and the others still run: the workdir always ends with every result
+that could be measured, and `run` reports the failures so the binary exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+from pathlib import Path
+
+import models
+from edgequant.bench import device_runner
+from edgequant.cli import UserError
+from edgequant.data import calibration, mnist
+from edgequant.evaluate import accuracy, inspect
+from edgequant.quantize import convert, recipes
+from edgequant.report import manifest, markdown, plots
+from edgequant.train import fit
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Study:
+    """What the stages share: config, data, the float model and its preprocessed splits."""
+
+    config: object
+    workdir: Path
+    data: mnist.Dataset
+    model: object = None
+    x_test: object = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.model.input_shape)
+
+
+def load_data(config) -> mnist.Dataset:
+    d = config.data
+    if d.name != "mnist":
+        raise ValueError(f"unknown dataset '{d.name}'; valid datasets: mnist")
+    return mnist.load(d.dir, d.download, config.seed, d.val_fraction)
+
+
+def build_model(config):
+    return models.build(
+        config.model.name, tuple(config.model.input_shape), mnist.NUM_CLASSES, **config.model.options
+    )
+
+
+def measure_latency(path: str | Path, bench_cfg) -> list[dict]:
+    """Host latency at each configured thread count (0 = all cores), warm-up excluded."""
+    runs = []
+    for threads in bench_cfg.threads:
+        n = threads or os.cpu_count()
+        r = device_runner.benchmark(
+            str(path), runtime="litert", num_threads=n, num_runs=bench_cfg.num_runs,
+            min_secs=bench_cfg.min_secs, warmup_runs=bench_cfg.warmup_runs,
+        )
+        runs.append({"threads": n, "latency_ms": r["latency_ms"], "init_ms": r["init_ms"],
+                     "first_invoke_ms": r["first_invoke_ms"], "runtime": r["runtime"],
+                     "runtime_version": r["runtime_version"]})
+    return runs
+
+
+def make_variant(study: Study, recipe: recipes.Recipe, representative) -> dict:
+    """Converts, writes, inspects, evaluates and benchmarks one recipe."""
+    content = convert.convert(study.model, recipe, representative)
+    path = convert.write(content, recipe, study.workdir)
+    info = inspect.describe(path)
+    test = study.data.require("test")
+    acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
+    variant = {"name": recipe.name, "path": str(path), "recipe": recipe.to_dict(), **info,
+               "accuracy": acc.accuracy, "eval": acc.to_dict()}
+    if study.config.bench.enabled:
+        runs = measure_latency(path, study.config.bench)
+        variant["latency_runs"] = runs
+        variant["latency_ms"] = {**{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
+                                 "threads": runs[0]["threads"]}
+    return variant
+
+
+def host_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    from importlib import metadata
+
+    return {"cpu_model": cpu, "cores": os.cpu_count(), "runtime": "ai-edge-litert",
+            "runtime_version": metadata.version("ai-edge-litert")}
+
+
+def run(config, workdir: str | Path, verbose: int = 2) -> dict:
+    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    study = Study(config, workdir, load_data(config))
+    log.info("dataset: %s", study.data.info())
+    study.model = build_model(config)
+    trained = fit.train(study.model, study.data, config, workdir, verbose=verbose)
+    test = study.data.require("test")
+    study.x_test = mnist.preprocess(test.x, study.input_shape)
+    float_acc = accuracy.evaluate_keras(study.model, study.x_test, test.y, config.evaluate.batch_size)
+    representative = calibration.build(
+        study.data.require("train"), config.quantize.calibration_size, config.seed, study.input_shape
+    )
+    variants, errors = [], []
+    for name in config.quantize.recipes:
+        recipe = recipes.get(name, config.quantize.weights, config.quantize.calibration_size)
+        try:
+            variants.append(make_variant(study, recipe, representative))
+        except UserError as e:
+            log.error("%s", e)
+            errors.append({"name": recipe.name, "error": str(e)})
+    results = {
+        "model": config.model.name,
+        "float": {"path": trained.model_path, "accuracy": float_acc.accuracy, "n": float_acc.n,
+                  "val_accuracy": trained.val_accuracy, "train_seconds": trained.seconds},
+        "variants": variants,
+        "errors": errors,
+        "dataset": study.data.info(),
+        "host": host_info(),
+    }
+    write_outputs(results, config, workdir)
+    return results
+
+
+def write_outputs(results: dict, config, workdir: Path) -> None:
+    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    plots.tradeoff(results, workdir / "tradeoff.png")
+    man = manifest.build(config, results["dataset"], workdir)
+    (workdir / "manifest.json").write_text(json.dumps(man, indent=1))
+    markdown.write(results, man, workdir)

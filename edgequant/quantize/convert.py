@@ -1,0 +1,95 @@
+"""Applies a Recipe with TFLiteConverter and refuses to hand back a model that broke its promise.
+
+The converter silently keeps float ops when it is not told to be strict, and silently keeps float
+I/O unless inference types are set: users then ship a "full-integer" model that an Edge TPU or an
+integer-only NPU cannot run. Full-integer recipes therefore set TFLITE_BUILTINS_INT8 (or the 16x8
+op set) alone, and the result is checked again here: any float tensor feeding or leaving an op
+makes `convert` raise with the op's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgequant.cli import UserError
+from edgequant.data import calibration
+from edgequant.quantize.recipes import Granularity, Mode, Recipe
+
+
+def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
+    """A TFLiteConverter configured for `recipe` (from a tf_keras model)."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    mode = recipe.mode
+    if mode is Mode.FP32:
+        return conv
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode is Mode.FLOAT16:
+        conv.target_spec.supported_types = [tf.float16]
+    if recipe.needs_calibration:
+        if representative is None:
+            raise UserError(f"recipe {recipe.name} needs a representative dataset")
+        calibration.validate(representative, tuple(model.input_shape[1:]))
+        conv.representative_dataset = calibration.as_generator(representative[: recipe.calibration_size])
+    if mode in (Mode.INT8, Mode.UINT8):
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io = tf.int8 if mode is Mode.INT8 else tf.uint8
+        conv.inference_input_type = io
+        conv.inference_output_type = io
+    elif mode is Mode.INT16X8:
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+    if recipe.weights is Granularity.PER_TENSOR:
+        # Private switch (TF >= 2.8); the only way the converter offers per-tensor weights.
+        conv._experimental_disable_per_channel = True
+    return conv
+
+
+def convert(model, recipe: Recipe, representative: np.ndarray | None = None) -> bytes:
+    """Returns the .tflite flatbuffer for `recipe`; raises UserError on any broken promise."""
+    conv = make_converter(model, recipe, representative)
+    try:
+        content = conv.convert()
+    except Exception as e:  # noqa: BLE001 - converter errors come as many types
+        first = next((ln.strip() for ln in str(e).splitlines() if "error" in ln.lower()), str(e))
+        raise UserError(f"recipe {recipe.name}: conversion failed: {first[:300]}") from None
+    if recipe.full_integer:
+        leftovers = float_ops(content)
+        if leftovers:
+            raise UserError(
+                f"recipe {recipe.name} promises a full-integer model but these ops stay float: "
+                + ", ".join(leftovers)
+            )
+    return content
+
+
+def float_ops(content: bytes) -> list[str]:
+    """Ops (as 'INDEX:NAME') with a float32 input or output tensor, ignoring I/O QUANTIZE and
+    DEQUANTIZE that only convert at the model boundary."""
+    from edgequant.evaluate import inspect as tfl_inspect
+
+    interp = tfl_inspect.load_interpreter(content)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    boundary = {d["index"] for d in interp.get_input_details() + interp.get_output_details()}
+    out = []
+    for op in interp._get_ops_details():
+        names = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
+        is_float = [tensors[i]["dtype"] == np.float32 for i in names if i in tensors]
+        touches_boundary = any(i in boundary for i in names)
+        if any(is_float) and not (op["op_name"] in ("QUANTIZE", "DEQUANTIZE") and touches_boundary):
+            out.append(f"{op['index']}:{op['op_name']}")
+    return out
+
+
+def write(content: bytes, recipe: Recipe, out_dir: str | Path) -> Path:
+    """Writes `<name>.tflite` and `<name>.recipe.json` side by side; returns the model path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{recipe.name}.tflite"
+    path.write_bytes(content)
+    recipe.save(out_dir / f"{recipe.name}.recipe.json")
+    return path

@@ -1,0 +1,1 @@
+"""Stage 2 of the flow: float training (QAT fine-tuning builds on it)."""

@@ -1,6 +1,6 @@
 """A tiny, CPU-quick version of configs/mnist.py for tests and smoke runs (about a minute).
 
-  python tools/pipeline.py --config=configs/test.py --workdir=/tmp/eq-test
+python tools/pipeline.py --config=configs/test.py --workdir=/tmp/eq-test
 """
 
 from configs import mnist

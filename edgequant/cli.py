@@ -35,7 +35,10 @@ def quiet_tensorflow() -> None:
 
 def _one_line(e: BaseException) -> str:
     text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    text = text.replace("\\n", " ").replace("\\'", "'")
     text = " ".join(text.split())
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # a repr'd KeyError message
+        text = text[1:-1]
     return text or type(e).__name__
 
 
@@ -43,7 +46,11 @@ def run(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with expected errors reported as one line and a non-zero exit."""
     from absl import app, flags, logging
 
+    started = False
+
     def wrapped(argv: list[str]) -> int:
+        nonlocal started
+        started = True
         verbose = flags.FLAGS["verbose"].value if "verbose" in flags.FLAGS else False
         if not verbose:
             logging.set_verbosity(logging.WARNING)
@@ -58,8 +65,11 @@ def run(main: Callable[[list[str]], int | None]) -> None:
 
     try:
         app.run(lambda argv: sys.exit(wrapped(argv)))
-    except flags.IllegalFlagValueError as e:  # e.g. a misspelled --config.key
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+    except (flags.Error, AttributeError, KeyError, ValueError) as e:
+        if started:  # raised from main under --verbose: keep the traceback
+            raise
+        # Flag parsing failed, e.g. a misspelled --config.key under lock_config=True.
+        print(f"error: bad flag: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -51,7 +51,10 @@ def load_data(config) -> mnist.Dataset:
 
 def build_model(config):
     return models.build(
-        config.model.name, tuple(config.model.input_shape), mnist.NUM_CLASSES, **config.model.options
+        config.model.name,
+        tuple(config.model.input_shape),
+        mnist.NUM_CLASSES,
+        **config.model.options,
     )
 
 
@@ -61,12 +64,23 @@ def measure_latency(path: str | Path, bench_cfg) -> list[dict]:
     for threads in bench_cfg.threads:
         n = threads or os.cpu_count()
         r = device_runner.benchmark(
-            str(path), runtime="litert", num_threads=n, num_runs=bench_cfg.num_runs,
-            min_secs=bench_cfg.min_secs, warmup_runs=bench_cfg.warmup_runs,
+            str(path),
+            runtime="litert",
+            num_threads=n,
+            num_runs=bench_cfg.num_runs,
+            min_secs=bench_cfg.min_secs,
+            warmup_runs=bench_cfg.warmup_runs,
         )
-        runs.append({"threads": n, "latency_ms": r["latency_ms"], "init_ms": r["init_ms"],
-                     "first_invoke_ms": r["first_invoke_ms"], "runtime": r["runtime"],
-                     "runtime_version": r["runtime_version"]})
+        runs.append(
+            {
+                "threads": n,
+                "latency_ms": r["latency_ms"],
+                "init_ms": r["init_ms"],
+                "first_invoke_ms": r["first_invoke_ms"],
+                "runtime": r["runtime"],
+                "runtime_version": r["runtime_version"],
+            }
+        )
     return runs
 
 
@@ -77,13 +91,21 @@ def make_variant(study: Study, recipe: recipes.Recipe, representative) -> dict:
     info = inspect.describe(path)
     test = study.data.require("test")
     acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
-    variant = {"name": recipe.name, "path": str(path), "recipe": recipe.to_dict(), **info,
-               "accuracy": acc.accuracy, "eval": acc.to_dict()}
+    variant = {
+        "name": recipe.name,
+        "path": str(path),
+        "recipe": recipe.to_dict(),
+        **info,
+        "accuracy": acc.accuracy,
+        "eval": acc.to_dict(),
+    }
     if study.config.bench.enabled:
         runs = measure_latency(path, study.config.bench)
         variant["latency_runs"] = runs
-        variant["latency_ms"] = {**{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
-                                 "threads": runs[0]["threads"]}
+        variant["latency_ms"] = {
+            **{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
+            "threads": runs[0]["threads"],
+        }
     return variant
 
 
@@ -91,13 +113,19 @@ def host_info() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
     from importlib import metadata
 
-    return {"cpu_model": cpu, "cores": os.cpu_count(), "runtime": "ai-edge-litert",
-            "runtime_version": metadata.version("ai-edge-litert")}
+    return {
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "runtime": "ai-edge-litert",
+        "runtime_version": metadata.version("ai-edge-litert"),
+    }
 
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:
@@ -110,9 +138,14 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     trained = fit.train(study.model, study.data, config, workdir, verbose=verbose)
     test = study.data.require("test")
     study.x_test = mnist.preprocess(test.x, study.input_shape)
-    float_acc = accuracy.evaluate_keras(study.model, study.x_test, test.y, config.evaluate.batch_size)
+    float_acc = accuracy.evaluate_keras(
+        study.model, study.x_test, test.y, config.evaluate.batch_size
+    )
     representative = calibration.build(
-        study.data.require("train"), config.quantize.calibration_size, config.seed, study.input_shape
+        study.data.require("train"),
+        config.quantize.calibration_size,
+        config.seed,
+        study.input_shape,
     )
     variants, errors = [], []
     for name in config.quantize.recipes:
@@ -124,8 +157,13 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
             errors.append({"name": recipe.name, "error": str(e)})
     results = {
         "model": config.model.name,
-        "float": {"path": trained.model_path, "accuracy": float_acc.accuracy, "n": float_acc.n,
-                  "val_accuracy": trained.val_accuracy, "train_seconds": trained.seconds},
+        "float": {
+            "path": trained.model_path,
+            "accuracy": float_acc.accuracy,
+            "n": float_acc.n,
+            "val_accuracy": trained.val_accuracy,
+            "train_seconds": trained.seconds,
+        },
         "variants": variants,
         "errors": errors,
         "dataset": study.data.info(),

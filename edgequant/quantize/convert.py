@@ -33,7 +33,9 @@ def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
         if representative is None:
             raise UserError(f"recipe {recipe.name} needs a representative dataset")
         calibration.validate(representative, tuple(model.input_shape[1:]))
-        conv.representative_dataset = calibration.as_generator(representative[: recipe.calibration_size])
+        conv.representative_dataset = calibration.as_generator(
+            representative[: recipe.calibration_size]
+        )
     if mode in (Mode.INT8, Mode.UINT8):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         io = tf.int8 if mode is Mode.INT8 else tf.uint8
@@ -51,9 +53,13 @@ def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
 
 def convert(model, recipe: Recipe, representative: np.ndarray | None = None) -> bytes:
     """Returns the .tflite flatbuffer for `recipe`; raises UserError on any broken promise."""
+    import warnings
+
     conv = make_converter(model, recipe, representative)
     try:
-        content = conv.convert()
+        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": benign
+            warnings.simplefilter("ignore", UserWarning)
+            content = conv.convert()
     except Exception as e:  # noqa: BLE001 - converter errors come as many types
         first = next((ln.strip() for ln in str(e).splitlines() if "error" in ln.lower()), str(e))
         raise UserError(f"recipe {recipe.name}: conversion failed: {first[:300]}") from None

@@ -102,7 +102,9 @@ class Recipe:
 PTQ_RECIPES = tuple(m.value for m in Mode)
 
 
-def get(name: str, weights: str = "per_channel", calibration_size: int = calibration.DEFAULT_SIZE) -> Recipe:
+def get(
+    name: str, weights: str = "per_channel", calibration_size: int = calibration.DEFAULT_SIZE
+) -> Recipe:
     """The named recipe with the given weight granularity and calibration size.
 
     A non-default granularity is added to the artifact name (`uint8_per_tensor`) so both can sit

@@ -18,21 +18,25 @@ def table_rows(results: dict) -> list[dict]:
     for v in results["variants"]:
         p50 = v["latency_ms"]["p50"] if v.get("latency_ms") else None
         acc = v.get("accuracy")
-        rows.append({
-            "variant": v["name"],
-            "size_kb": v["size_bytes"] / 1024,
-            "accuracy_pct": None if acc is None else 100 * acc,
-            "delta_pp": None if acc is None or float_acc is None else 100 * (acc - float_acc),
-            "p50_ms": p50,
-            "speedup": None if not p50 or not fp32_p50 else fp32_p50 / p50,
-            "io": f"{v['input_dtype']}/{v['output_dtype']}",
-        })
+        rows.append(
+            {
+                "variant": v["name"],
+                "size_kb": v["size_bytes"] / 1024,
+                "accuracy_pct": None if acc is None else 100 * acc,
+                "delta_pp": None if acc is None or float_acc is None else 100 * (acc - float_acc),
+                "p50_ms": p50,
+                "speedup": None if not p50 or not fp32_p50 else fp32_p50 / p50,
+                "io": f"{v['input_dtype']}/{v['output_dtype']}",
+            }
+        )
     return rows
 
 
 def summary_table(results: dict) -> str:
     """The comparison as a Markdown table (also printed on stdout at the end of a run)."""
-    threads = next((v["latency_ms"].get("threads") for v in results["variants"] if v.get("latency_ms")), None)
+    threads = next(
+        (v["latency_ms"].get("threads") for v in results["variants"] if v.get("latency_ms")), None
+    )
     lines = [
         f"| variant | I/O | size KB | accuracy % | vs float pp | p50 ms ({threads or '?'} thr) | speed-up vs fp32 |",
         "|---|---|---:|---:|---:|---:|---:|",

@@ -42,15 +42,23 @@ def _augmenter(cfg, seed: int):
 
     layers = []
     if cfg.rotation_deg:
-        layers.append(keras.layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode="constant", seed=seed))
+        layers.append(
+            keras.layers.RandomRotation(cfg.rotation_deg / 360.0, fill_mode="constant", seed=seed)
+        )
     if cfg.shift:
-        layers.append(keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="constant", seed=seed + 1))
+        layers.append(
+            keras.layers.RandomTranslation(
+                cfg.shift, cfg.shift, fill_mode="constant", seed=seed + 1
+            )
+        )
     if cfg.zoom:
         layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="constant", seed=seed + 2))
     return keras.Sequential(layers, name="augment") if layers else None
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment=None, shuffle=True):
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment=None, shuffle=True
+):
     """A tf.data pipeline over preprocessed arrays; `augment` is a Keras layer applied per batch."""
     import tensorflow as tf
 
@@ -111,4 +119,6 @@ def load_model(path: str | Path):
     try:
         return keras.models.load_model(path)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise ValueError(f"cannot load Keras model {path}: {str(e).splitlines()[0][:200]}") from None
+        raise ValueError(
+            f"cannot load Keras model {path}: {str(e).splitlines()[0][:200]}"
+        ) from None

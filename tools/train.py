@@ -1,0 +1,36 @@
+"""Trains the config's float model and saves it as <workdir>/float.keras.
+
+python tools/train.py --config=configs/mnist.py --workdir=runs/mnist
+"""
+
+from edgequant import cli
+
+cli.quiet_tensorflow()
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/*.py).", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder.")
+flags.mark_flags_as_required(["config", "workdir"])
+cli.define_verbose_flag()
+
+
+def main(argv):
+    from edgequant import pipeline
+    from edgequant.train import fit
+
+    config = _CONFIG.value
+    data = pipeline.load_data(config)
+    result = fit.train(pipeline.build_model(config), data, config, _WORKDIR.value)
+    print(
+        f"saved {result.model_path}: val accuracy {100 * result.val_accuracy:.2f}% "
+        f"({result.seconds:.0f} s, data {data.source})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -34,8 +34,9 @@ class Study:
     config: object
     workdir: Path
     data: mnist.Dataset
-    model: object = None
-    x_test: object = None
+    model: object = None  # the trained float tf_keras model
+    x_test: object = None  # preprocessed test images (labels: data.test.y)
+    representative: object = None  # calibration samples from the training split
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -84,17 +85,19 @@ def measure_latency(path: str | Path, bench_cfg) -> list[dict]:
     return runs
 
 
-def make_variant(study: Study, recipe: recipes.Recipe, representative) -> dict:
-    """Converts, writes, inspects, evaluates and benchmarks one recipe."""
-    content = convert.convert(study.model, recipe, representative)
-    path = convert.write(content, recipe, study.workdir)
+def describe_variant(study: Study, name: str, path: str | Path, **extra) -> dict:
+    """Inspects, evaluates and benchmarks one .tflite artifact: one results.json variant entry.
+
+    Every variant, whatever made it (a converter recipe, QAT, another quantizer), goes through
+    this one function, so all rows of the comparison are measured the same way.
+    """
     info = inspect.describe(path)
     test = study.data.require("test")
     acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
     variant = {
-        "name": recipe.name,
+        "name": name,
         "path": str(path),
-        "recipe": recipe.to_dict(),
+        **extra,
         **info,
         "accuracy": acc.accuracy,
         "eval": acc.to_dict(),
@@ -107,6 +110,28 @@ def make_variant(study: Study, recipe: recipes.Recipe, representative) -> dict:
             "threads": runs[0]["threads"],
         }
     return variant
+
+
+def ptq_stage(study: Study, results: dict) -> None:
+    """One variant per configured converter recipe; a failing recipe is recorded, not fatal."""
+    q = study.config.quantize
+    for name in q.recipes:
+        recipe = recipes.get(name, q.weights, q.calibration_size)
+        try:
+            content = convert.convert(study.model, recipe, study.representative)
+            path = convert.write(content, recipe, study.workdir)
+            results["variants"].append(
+                describe_variant(study, recipe.name, path, recipe=recipe.to_dict())
+            )
+        except UserError as e:
+            log.error("%s", e)
+            results["errors"].append({"name": recipe.name, "error": str(e)})
+
+
+# Stages after float training, in order. Each takes (study, results), appends to
+# results["variants"] / results["errors"] or adds its own section, and skips itself when its
+# config block is absent. To add a stage: write it in its own module and list it here.
+STAGES = (ptq_stage,)
 
 
 def host_info() -> dict:
@@ -128,8 +153,8 @@ def host_info() -> dict:
     }
 
 
-def run(config, workdir: str | Path, verbose: int = 2) -> dict:
-    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
+def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
+    """Loads data, trains the float model and measures it: the start every stage builds on."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     study = Study(config, workdir, load_data(config))
@@ -141,20 +166,12 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     float_acc = accuracy.evaluate_keras(
         study.model, study.x_test, test.y, config.evaluate.batch_size
     )
-    representative = calibration.build(
+    study.representative = calibration.build(
         study.data.require("train"),
         config.quantize.calibration_size,
         config.seed,
         study.input_shape,
     )
-    variants, errors = [], []
-    for name in config.quantize.recipes:
-        recipe = recipes.get(name, config.quantize.weights, config.quantize.calibration_size)
-        try:
-            variants.append(make_variant(study, recipe, representative))
-        except UserError as e:
-            log.error("%s", e)
-            errors.append({"name": recipe.name, "error": str(e)})
     results = {
         "model": config.model.name,
         "float": {
@@ -164,12 +181,20 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
             "val_accuracy": trained.val_accuracy,
             "train_seconds": trained.seconds,
         },
-        "variants": variants,
-        "errors": errors,
+        "variants": [],
+        "errors": [],
         "dataset": study.data.info(),
         "host": host_info(),
     }
-    write_outputs(results, config, workdir)
+    return study, results
+
+
+def run(config, workdir: str | Path, verbose: int = 2) -> dict:
+    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
+    study, results = prepare(config, workdir, verbose)
+    for stage in STAGES:
+        stage(study, results)
+    write_outputs(results, config, study.workdir)
     return results
 
 

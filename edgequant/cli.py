@@ -30,7 +30,16 @@ def quiet_tensorflow() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    # TF 2.21 logs through C++ absl before TF_CPP_MIN_LOG_LEVEL is read ("All log messages
+    # before absl::InitializeLog()...", cudart_stub), so import it once with fd 2 muted.
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _one_line(e: BaseException) -> str:

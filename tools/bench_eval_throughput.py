@@ -72,8 +72,10 @@ def main(argv):
         "ratio": eval_rate / bare_rate,
         "versions": versions(),
     }
-    print(f"evaluator: {eval_rate:,.0f} images/s   bare LiteRT loop: {bare_rate:,.0f} images/s   "
-          f"ratio {result['ratio']:.2f} ({len(x)} images, batch {b})")
+    print(
+        f"evaluator: {eval_rate:,.0f} images/s   bare LiteRT loop: {bare_rate:,.0f} images/s   "
+        f"ratio {result['ratio']:.2f} ({len(x)} images, batch {b})"
+    )
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(result, f, indent=1)

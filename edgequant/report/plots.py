@@ -15,19 +15,26 @@ def tradeoff(results: dict, path: str | Path) -> Path:
     rows = [v for v in results["variants"] if v.get("accuracy") is not None and v.get("latency_ms")]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     if rows:
-        sizes = [v["size_bytes"] for v in rows]
-        biggest = max(sizes)
-        for v in rows:
+        biggest = max(v["size_bytes"] for v in rows)
+        # Variants that land on the same spot (e.g. int8 and uint8) share one label, so the
+        # names stay readable instead of printing over each other.
+        groups: list[tuple[float, float, list[dict]]] = []
+        for v in sorted(rows, key=lambda v: (v["accuracy"], v["latency_ms"]["p50"])):
             x, y = v["latency_ms"]["p50"], 100 * v["accuracy"]
-            area = 60 + 900 * v["size_bytes"] / biggest
-            ax.scatter(x, y, s=area, alpha=0.55, edgecolors="black")
-            ax.annotate(
-                f"{v['name']}\n{v['size_bytes'] / 1024:.0f} KB",
-                (x, y),
-                textcoords="offset points",
-                xytext=(8, 4),
-                fontsize=8,
-            )
+            last = groups[-1] if groups else None
+            if last and abs(last[1] - y) < 0.05 and abs(x / last[0] - 1) < 0.1:
+                last[2].append(v)
+            else:
+                groups.append((x, y, [v]))
+        for i, (x, y, members) in enumerate(groups):
+            for v in members:
+                area = 60 + 900 * v["size_bytes"] / biggest
+                ax.scatter(x, y, s=area, alpha=0.45, edgecolors="black")
+            label = "\n".join(f"{v['name']} ({v['size_bytes'] / 1024:.0f} KB)" for v in members)
+            offset = (10, 10) if i % 2 else (10, -12 * len(members))
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+        ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.2)
     if results.get("float", {}).get("accuracy") is not None:
         ax.axhline(
             100 * results["float"]["accuracy"],

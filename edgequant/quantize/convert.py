@@ -22,8 +22,15 @@ def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
     """A TFLiteConverter configured for `recipe` (from a tf_keras model)."""
     import tensorflow as tf
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     mode = recipe.mode
+    if mode in (Mode.INT8, Mode.UINT8):
+        # Integer-only accelerators (Edge TPU, NPUs) need static shapes: trace with batch 1.
+        # The interpreter can still resize the batch for evaluation on the CPU.
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode is Mode.FP32:
         return conv
     conv.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,0 +1,135 @@
+"""What the Edge TPU supports, as data: one row per TFLite builtin, with its documented
+constraints, where each fact comes from, the minimum runtime version where known, and how sure
+we are. The analyzer reads this table; nothing else hard-codes op names.
+
+Sources (see ../shared/research/edgetpu.md for the quotes):
+  DOC  coral.ai/docs/edgetpu/models-intro "Supported operations" (current table, and its 2019 text)
+  CHG  google-coral/edgetpu CHANGES.md (runtime 13 added ExpandDims, Pack, Quantize, Sum, TransposeConv)
+  OBS  observed in real compiled models (Coral test_data pairs, published compiler logs)
+Confidence: "documented" (a Coral document says so), "observed" (seen in real compiler output,
+not documented), "uncertain" (depends on sizes the compiler does not document).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DOC = "coral.ai/docs/edgetpu/models-intro#supported-operations"
+CHG = "google-coral/edgetpu CHANGES.md"
+OBS = "observed in compiled Coral test models and published compiler logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSupport:
+    op: str  # TFLite builtin name
+    constraints: tuple[str, ...] = ()  # rule keys checked by analyzer.RULES
+    note: str = ""
+    source: str = DOC
+    min_runtime: int | None = None
+    confidence: str = "documented"
+    # Highest op version the last public compiler (16.0) maps; None = not known to be limited.
+    max_version: int | None = None
+
+
+_ROWS = (
+    OpSupport("ADD"),
+    OpSupport("AVERAGE_POOL_2D", ("no_fused_activation",), "No fused activation function."),
+    OpSupport(
+        "CONCATENATION",
+        ("no_fused_activation", "concat_constant_zero"),
+        "No fused activation; a constant input must be all zeros with exactly 2 inputs.",
+    ),
+    OpSupport("CONV_2D", ("same_dilation",), "Same dilation in x and y."),
+    OpSupport("DEPTHWISE_CONV_2D", ("same_dilation",), "Same dilation in x and y."),
+    OpSupport("EXPAND_DIMS", (), "", CHG, 13),
+    OpSupport(
+        "FULLY_CONNECTED",
+        ("fc_default_weights", "fc_output_1d"),
+        "Default weight format only; output tensor one-dimensional.",
+    ),
+    OpSupport("L2_NORMALIZATION"),
+    OpSupport("LOGISTIC"),
+    OpSupport(
+        "UNIDIRECTIONAL_SEQUENCE_LSTM", (), "Unidirectional LSTM only.", DOC, None, "observed"
+    ),
+    OpSupport("MAXIMUM"),
+    OpSupport("MAX_POOL_2D", ("no_fused_activation",), "No fused activation function."),
+    OpSupport(
+        "MEAN",
+        ("no_batch_axis", "mean_z_multiple_of_4"),
+        "No batch reduction; a z-reduction needs z a multiple of 4.",
+    ),
+    OpSupport("MINIMUM"),
+    OpSupport("MUL"),
+    OpSupport("PACK", ("no_batch_axis",), "No packing in the batch dimension.", DOC, 13),
+    OpSupport("PAD", ("no_batch_pad",), "No padding in the batch dimension."),
+    OpSupport("PRELU", ("prelu_alpha_1d",), "Alpha must be 1-dimensional."),
+    OpSupport(
+        "QUANTIZE",
+        ("quantize_int_to_int",),
+        "Requantization int->int maps; a float->int QUANTIZE stays on the CPU.",
+        CHG,
+        13,
+    ),
+    OpSupport("REDUCE_MAX", ("no_batch_axis",), "Cannot operate on the batch dimension."),
+    OpSupport("REDUCE_MIN", ("no_batch_axis",), "Cannot operate on the batch dimension."),
+    OpSupport("RELU"),
+    OpSupport("RELU6"),
+    OpSupport("RELU_N1_TO_1"),
+    OpSupport("RESHAPE", (), "Certain reshapes might not be mapped for large tensor sizes."),
+    OpSupport(
+        "RESIZE_BILINEAR",
+        ("resize_exact",),
+        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        DOC,
+        None,
+        "uncertain",
+        2,
+    ),
+    OpSupport(
+        "RESIZE_NEAREST_NEIGHBOR",
+        ("resize_exact",),
+        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        DOC,
+        None,
+        "uncertain",
+        2,
+    ),
+    OpSupport("RSQRT", (), "", DOC, 14, "uncertain"),
+    OpSupport("SLICE"),
+    OpSupport("SOFTMAX", ("softmax_1d",), "1-D input (innermost dim), at most 16,000 elements."),
+    OpSupport("SPACE_TO_DEPTH"),
+    OpSupport("SPLIT", ("no_batch_axis",)),
+    OpSupport("SQUEEZE", (), "Only when no relayout is needed (leading 1s)."),
+    OpSupport(
+        "STRIDED_SLICE", ("strides_one",), "All strides 1, ellipsis-axis-mask and new-axis-mask 0."
+    ),
+    OpSupport("SUB"),
+    OpSupport("SUM", ("no_batch_axis",), "", CHG, 13),
+    OpSupport("SQUARED_DIFFERENCE", (), "", DOC, 14, "uncertain"),
+    OpSupport("TANH"),
+    OpSupport("TRANSPOSE", (), "", DOC, 14, "uncertain"),
+    OpSupport("TRANSPOSE_CONV", (), "", CHG, 13),
+)
+
+SUPPORTED: dict[str, OpSupport] = {row.op: row for row in _ROWS}
+
+# Ops the compiler never maps, with the status it prints (OBS: Coral test_data and issue logs).
+NEVER_MAPPED = {
+    "DEQUANTIZE": "Operation is working on an unsupported data type",
+}
+
+# Op versions newer than the last public compiler's embedded TFLite can parse: the whole
+# compile fails with "Didn't find op for builtin opcode ... version" / "Model could not be
+# parsed". Only versions seen failing are listed (research notes, section 6a.7).
+MAX_PARSEABLE_VERSION = {
+    "CONV_2D": 5,
+    "QUANTIZE": 2,
+    "EXP": 1,
+}
+
+# Ops that exist only as CPU kernels on the runtime side (custom detection/pose decoders).
+CUSTOM_NOTE = (
+    "custom op: the Edge TPU runs only builtin ops; custom ops such as "
+    "TFLite_Detection_PostProcess or PoseNet decoders always run on the CPU"
+)

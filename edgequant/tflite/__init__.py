@@ -1,0 +1,1 @@
+"""Reading .tflite flatbuffers without an interpreter: ops, op versions, tensors, dataflow."""

@@ -44,6 +44,11 @@ def get_config() -> ConfigDict:
     c.evaluate = ConfigDict()
     c.evaluate.batch_size = 500
 
+    c.edgetpu = ConfigDict()  # uint8 variants: full-integer gate -> analyzer -> compiler
+    c.edgetpu.enabled = True
+    c.edgetpu.compiler = ""  # path to edgetpu_compiler; empty = look on PATH
+    c.edgetpu.min_runtime_version = 0  # -m; 0 = the compiler's default
+
     c.bench = ConfigDict()
     c.bench.enabled = True
     c.bench.threads = (1, 0)  # 0 = all cores

@@ -19,6 +19,7 @@ import models
 from edgequant.bench import device_runner
 from edgequant.cli import UserError
 from edgequant.data import calibration, mnist
+from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import convert, recipes
 from edgequant.report import manifest, markdown, plots
@@ -133,7 +134,7 @@ def ptq_stage(study: Study, results: dict) -> None:
 # Stages after float training, in order. Each takes (study, results), appends to
 # results["variants"] / results["errors"] or adds its own section, and skips itself when its
 # config block is absent. To add a stage: write it in its own module and list it here.
-STAGES = (ptq_stage,)
+STAGES = (ptq_stage, edgetpu_stage.edgetpu_stage)
 
 
 def host_info() -> dict:

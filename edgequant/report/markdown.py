@@ -85,6 +85,8 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
         f"{env.get('runtime', '?')} {env.get('runtime_version', '')}. Warm-up runs excluded; "
         "percentiles are nearest-rank over all measured invokes.",
         "",
+        *edgetpu_section(results),
+        *errors_section(results),
         "## Provenance",
         "",
         f"- dataset source: `{ds['source']}`; splits {ds['split_sizes']}",
@@ -96,3 +98,45 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
     path = Path(workdir) / "report.md"
     path.write_text("\n".join(parts))
     return path
+
+
+def edgetpu_section(results: dict) -> list[str]:
+    """Edge TPU mapping of the uint8 variants: gate, predicted mapping, compile status, advice."""
+    rows = [v for v in results["variants"] if v.get("edgetpu")]
+    if not rows:
+        return []
+    lines = [
+        "## Edge TPU",
+        "",
+        "| variant | gate | ops on Edge TPU (predicted) | CPU ops | compile |",
+        "|---|---|---:|---|---|",
+    ]
+    for v in rows:
+        e = v["edgetpu"]
+        gate = "pass" if e["gate"]["passed"] else f"{len(e['gate']['violations'])} violation(s)"
+        cpu = ", ".join(e["cpu_ops"]) or "none"
+        lines.append(
+            f"| {v['name']} | {gate} | {e['mapped_count']}/{e['op_count']} | {cpu} | "
+            f"{e['compile_status']} |"
+        )
+    lines.append("")
+    for v in rows:
+        e = v["edgetpu"]
+        lines.append(f"- **{v['name']}**: {e['advice']}")
+        if e["compile_status"] != "compiled":
+            lines.append(f"  Compile: {e['compile_reason']}")
+        if "comparison" in e:
+            c = e["comparison"]
+            lines.append(
+                "  The compiler's real mapping matches the prediction."
+                if c["matches"]
+                else f"  The compiler differs from the prediction: {c}"
+            )
+    lines.append("")
+    return lines
+
+
+def errors_section(results: dict) -> list[str]:
+    if not results.get("errors"):
+        return []
+    return ["## Errors", "", *(f"- `{e['name']}`: {e['error']}" for e in results["errors"]), ""]

@@ -117,8 +117,10 @@ class TFLiteModel:
             _ = self.operators, self.tensors
         except ValueError as e:
             raise ValueError(f"{path} is not a valid TFLite model: {e}") from None
-        except Exception as e:  # noqa: BLE001 - a truncated flatbuffer fails anywhere inside
-            raise ValueError(f"{path} is corrupt or truncated ({type(e).__name__})") from None
+        except Exception:  # noqa: BLE001 - a truncated flatbuffer fails anywhere inside
+            raise ValueError(
+                f"{path} is corrupt or truncated: its flatbuffer cannot be read"
+            ) from None
 
     @classmethod
     def load(cls, path: str | Path) -> TFLiteModel:

@@ -1,0 +1,27 @@
+"""Edge TPU: the full-integer gate, the compatibility analyzer, and the compiler wrapper.
+
+check_full_integer(path, io_dtype="uint8") -> GateReport   may it be compiled at all?
+analyze(path, min_runtime_version=None, multiple_subgraphs=False) -> Analysis
+                                                            which ops will map, and why not
+compile_model(path, out_dir, compiler=None, options=CompileOptions()) -> CompileResult
+compare_with_prediction(analysis, compiled_path) -> dict    analyzer vs the real compiler
+"""
+
+from edgequant.edgetpu.analyzer import Analysis, analyze
+from edgequant.edgetpu.compiled import compare_with_prediction, cpu_ops, is_compiled
+from edgequant.edgetpu.compiler import CompileOptions, CompileResult, compile_model, find_compiler
+from edgequant.edgetpu.gate import GateReport, check_full_integer
+
+__all__ = [
+    "Analysis",
+    "CompileOptions",
+    "CompileResult",
+    "GateReport",
+    "analyze",
+    "check_full_integer",
+    "compare_with_prediction",
+    "compile_model",
+    "cpu_ops",
+    "find_compiler",
+    "is_compiled",
+]

@@ -1,0 +1,132 @@
+"""Runs `edgetpu_compiler` and turns what it prints into data.
+
+The compiler is an x86-64 Debian binary with no Python API. It is run with an argument list
+(no shell), its exit status AND its output markers are checked (it has exited 0 after printing
+only its version, and printed "Compilation failed!" in other runs), and stdout plus the `.log`
+file are parsed. Without the compiler this is not an error: the result says "not_compiled" and
+why, and callers keep the analyzer's prediction instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgequant.edgetpu import compiler_log
+
+INSTALL_HINT = (
+    "edgetpu_compiler is not installed: it exists only for x86-64 Debian/Ubuntu, from Coral's "
+    "apt repository (package edgetpu-compiler; see coral.ai/docs/edgetpu/compiler), or use "
+    "Coral's Colab compiler notebook; pass --compiler=PATH if it is installed elsewhere"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileOptions:
+    show_operations: bool = True  # -s
+    min_runtime_version: int | None = None  # -m
+    num_segments: int | None = None  # -n
+    intermediate_tensors: tuple[str, ...] = ()  # -i
+    multiple_subgraphs: bool = False  # -a
+    search_delegate: bool = False  # -d
+    delegate_search_step: int | None = None  # -k
+    timeout_sec: int | None = None  # -t
+
+    def args(self) -> list[str]:
+        a = []
+        if self.show_operations:
+            a.append("--show_operations")
+        if self.min_runtime_version is not None:
+            a.append(f"--min_runtime_version={self.min_runtime_version}")
+        if self.num_segments:
+            a.append(f"--num_segments={self.num_segments}")
+        if self.intermediate_tensors:
+            a.append(f"--intermediate_tensors={','.join(self.intermediate_tensors)}")
+        if self.multiple_subgraphs:
+            a.append("--enable_multiple_subgraphs")
+        if self.search_delegate:
+            a.append("--search_delegate")
+        if self.delegate_search_step is not None:
+            a.append(f"--delegate_search_step={self.delegate_search_step}")
+        if self.timeout_sec is not None:
+            a.append(f"--timeout_sec={self.timeout_sec}")
+        return a
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileResult:
+    status: str  # "compiled", "failed" or "not_compiled"
+    reason: str
+    command: tuple[str, ...] = ()
+    returncode: int | None = None
+    log: compiler_log.CompileLog | None = None
+    output_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "command": list(self.command),
+            "returncode": self.returncode,
+            "log": self.log.to_dict() if self.log else None,
+            "output_files": list(self.output_files),
+        }
+
+
+def find_compiler(explicit: str | None = None) -> str | None:
+    """The compiler's path: `explicit` if given (must exist), else `edgetpu_compiler` on PATH."""
+    if explicit:
+        path = shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
+        if path is None:
+            raise FileNotFoundError(f"compiler not found: {explicit}")
+        return path
+    return shutil.which("edgetpu_compiler")
+
+
+def compile_model(
+    path: str | Path,
+    out_dir: str | Path,
+    compiler: str | None = None,
+    options: CompileOptions = CompileOptions(),
+) -> CompileResult:
+    """Compiles one model into out_dir; never raises for a missing compiler or a failed compile."""
+    path, out_dir = Path(path), Path(out_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    exe = find_compiler(compiler)
+    if exe is None:
+        where = f"{platform.system()} {platform.machine()}"
+        return CompileResult("not_compiled", f"{INSTALL_HINT} (this machine: {where})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = (exe, f"--out_dir={out_dir}", *options.args(), str(path))
+    limit = (options.timeout_sec or 180) + 60
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return CompileResult("failed", f"compiler did not finish within {limit} s", command)
+    except OSError as e:
+        return CompileResult("failed", f"cannot run {exe}: {e}", command)
+    text = proc.stdout + "\n" + proc.stderr
+    stem = path.stem
+    log_file = out_dir / f"{stem}_edgetpu.log"
+    if log_file.is_file():
+        text += "\n" + log_file.read_text(errors="replace")
+    log = compiler_log.parse(text)
+    outputs = tuple(sorted(str(p) for p in out_dir.glob(f"{stem}*_edgetpu.tflite")))
+    if proc.returncode != 0 or log.succeeded is False or log.errors:
+        reason = "; ".join(log.errors) if log.errors else f"exit status {proc.returncode}"
+        return CompileResult("failed", reason, command, proc.returncode, log, outputs)
+    if not outputs:
+        return CompileResult(
+            "failed",
+            "compiler exited 0 but wrote no *_edgetpu.tflite "
+            "(it may have printed only its version)",
+            command,
+            0,
+            log,
+        )
+    summary = f"{log.mapped_count} ops on the Edge TPU, {log.cpu_count} on the CPU"
+    return CompileResult("compiled", summary, command, 0, log, outputs)

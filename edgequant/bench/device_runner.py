@@ -14,10 +14,13 @@ benchmark_model does; std is the population standard deviation.
 """
 
 import argparse
+import glob
+import hashlib
 import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -45,7 +48,7 @@ def _import_runtime(runtime):
             from ai_edge_litert import interpreter as mod
 
             try:
-                from importlib import metadata
+                from importlib import metadata  # novermin (guarded: 3.7 falls back below)
 
                 version = metadata.version("ai-edge-litert")
             except Exception:  # noqa: BLE001 - version is informative only
@@ -81,6 +84,19 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
     if edgetpu:
+        try:  # Coral's own helper (from Coral's repository, never PyPI's unrelated "pycoral")
+            from pycoral.utils.edgetpu import make_interpreter as coral_make_interpreter
+        except ImportError:
+            coral_make_interpreter = None
+        if coral_make_interpreter is not None:
+            try:
+                interpreter = coral_make_interpreter(model_path)
+                interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as e:
+                raise RunnerError("Edge TPU interpreter could not be created (%s); is the "
+                                  "accelerator connected?" % str(e).splitlines()[0])
+            info.update(runtime="pycoral", delegate="edgetpu:pycoral")
+            return interpreter, info
         lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
         try:
             delegate = mod.load_delegate(lib)
@@ -142,6 +158,82 @@ def summarize(samples_ms):
     return out
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def collect_environment():
+    """What the numbers depend on: CPU, governor, temperature/throttling, kernel, versions.
+
+    Everything is read from /proc and /sys where present (Linux boards); what cannot be read is
+    None, never a failure. A governor other than `performance` gets a warning, as pycoral's
+    benchmarks do, because frequency scaling moves latency by tens of percent.
+    """
+    cpu = None
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Hardware", "Model", "cpu model"):
+        for line in cpuinfo.splitlines():
+            if line.startswith(key) and ":" in line:
+                cpu = line.split(":", 1)[1].strip()
+                break
+        if cpu:
+            break
+    governors = sorted(set(filter(None, (_read(p) for p in glob.glob(
+        "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")))))
+    temps = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        value = _read(os.path.join(zone, "temp"))
+        if value and value.lstrip("-").isdigit():
+            temps[_read(os.path.join(zone, "type")) or os.path.basename(zone)] = int(value) / 1000.0
+    throttled = None
+    try:  # Raspberry Pi firmware; 0x0 means never throttled or under-volted
+        throttled = subprocess.check_output(["vcgencmd", "get_throttled"], stderr=subprocess.STDOUT,
+                                            timeout=5).decode().strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    warnings = []
+    if governors and governors != ["performance"]:
+        warnings.append("CPU governor is %s, not performance: latency may vary with frequency "
+                        "scaling (echo performance > /sys/devices/system/cpu/cpu*/cpufreq/"
+                        "scaling_governor)" % ",".join(governors))
+    return {
+        "cpu_model": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "governor": ",".join(governors) or None,
+        "temperatures_c": temps,
+        "throttled": throttled,
+        "kernel": platform.release(),
+        "device_tree_model": (_read("/proc/device-tree/model") or "").rstrip("\x00") or None,
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "warnings": warnings,
+    }
+
+
+def check_golden(interpreter, golden_path, atol):
+    """Compares output 0 with a saved .npy golden output; returns a dict with the verdict."""
+    expected = np.load(golden_path)
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    if got.shape != expected.shape:
+        return {"ok": False, "reason": "output shape %s, golden %s" % (list(got.shape), list(expected.shape))}
+    diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
+    return {"ok": diff <= atol, "max_abs_diff": diff, "atol": atol}
+
+
 def _timed_loop(invoke, min_runs, min_secs, max_secs):
     samples = []
     start = time.perf_counter()
@@ -159,8 +251,13 @@ def _timed_loop(invoke, min_runs, min_secs, max_secs):
 
 def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False,
               num_runs=100, min_secs=2.0, max_secs=60.0, warmup_runs=5, warmup_min_secs=0.5,
-              seed=0):
-    """Measures invoke latency of one model. Returns a JSON-serializable dict."""
+              seed=0, golden=None, golden_atol=0.0, save_output=None):
+    """Measures invoke latency of one model. Returns a JSON-serializable dict.
+
+    `golden`: a .npy of the expected output 0 for the seeded inputs; a mismatch is reported in
+    `golden_check` so a delegate that silently computes wrong results is caught.
+    `save_output`: writes output 0 for the seeded inputs as .npy (to make a golden file).
+    """
     t0 = time.perf_counter()
     interpreter, info = make_interpreter(model_path, runtime, num_threads, xnnpack, edgetpu)
     init_ms = (time.perf_counter() - t0) * 1e3
@@ -169,11 +266,17 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
     t0 = time.perf_counter()
     interpreter.invoke()
     first_ms = (time.perf_counter() - t0) * 1e3
+    golden_check = check_golden(interpreter, golden, golden_atol) if golden else None
+    if save_output:
+        np.save(save_output, interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
     warm = _timed_loop(interpreter.invoke, warmup_runs, warmup_min_secs, max_secs)
     samples = _timed_loop(interpreter.invoke, num_runs, min_secs, max_secs)
     result = dict(info)
     result.update({
         "model": os.path.basename(model_path),
+        "model_sha256": sha256_file(model_path),
+        "golden_check": golden_check,
+        "environment": collect_environment(),
         "init_ms": init_ms,
         "first_invoke_ms": first_ms,
         "warmup": summarize(warm),
@@ -182,15 +285,13 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
         "settings": {"num_runs": num_runs, "min_secs": min_secs, "max_secs": max_secs,
                      "warmup_runs": warmup_runs, "warmup_min_secs": warmup_min_secs,
                      "seed": seed},
-        "python": platform.python_version(),
-        "numpy": np.__version__,
     })
     return result
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
+    parser.add_argument("model", nargs="?")
     parser.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIMES)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no_xnnpack", action="store_true")
@@ -198,14 +299,24 @@ def main(argv=None):
     parser.add_argument("--num_runs", type=int, default=100)
     parser.add_argument("--min_secs", type=float, default=2.0)
     parser.add_argument("--max_secs", type=float, default=60.0)
+    parser.add_argument("--warmup_runs", type=int, default=5)
+    parser.add_argument("--warmup_min_secs", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--golden", default=None)
+    parser.add_argument("--golden_atol", type=float, default=0.0)
+    parser.add_argument("--save_output", default=None)
+    parser.add_argument("--environment_only", action="store_true")
     args = parser.parse_args(argv)
+    if args.environment_only:
+        print(json.dumps(collect_environment()))
+        return 0
     try:
         result = benchmark(args.model, args.runtime, args.threads, not args.no_xnnpack,
                            args.edgetpu, args.num_runs, args.min_secs, args.max_secs,
-                           seed=args.seed)
+                           args.warmup_runs, args.warmup_min_secs, args.seed, args.golden,
+                           args.golden_atol, args.save_output)
     except RunnerError as e:
-        print(json.dumps({"error": str(e)}))
+        print(json.dumps({"error": str(e), "kind": "runner"}))
         return 2
     print(json.dumps(result))
     return 0

@@ -1,0 +1,47 @@
+"""Host benchmarks, each model in its own subprocess.
+
+An interpreter that segfaults on a bad model takes its process with it; running the device
+runner as a child process turns that into a structured error result instead of a dead batch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from edgequant.bench import remote
+from edgequant.bench.remote import RUNNER
+
+
+def benchmark_in_subprocess(
+    model: str | Path,
+    settings: remote.Settings,
+    timeout: float = 600.0,
+    python: str = sys.executable,
+) -> dict:
+    """The runner's result dict, or {"error", "kind"} when it failed, crashed or hung."""
+    cmd = [python, str(RUNNER), str(model), *settings.runner_args()]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {
+            "error": f"timed out after {timeout:.0f} s",
+            "kind": "timeout",
+            "model": Path(model).name,
+        }
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if lines:
+        result = json.loads(lines[-1])
+        result.setdefault("model", Path(model).name)
+        result["command"] = " ".join(cmd)
+        return result
+    if proc.returncode < 0:
+        return {
+            "error": f"interpreter crashed (signal {-proc.returncode})",
+            "kind": "crash",
+            "model": Path(model).name,
+        }
+    tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+    return {"error": tail[0], "kind": "crash", "model": Path(model).name}

@@ -1,0 +1,72 @@
+"""The device inventory (`configs/devices.toml`): where each board is and how to run there.
+
+[devices.coral-devboard]
+ssh = "mendel@coral.local"        # an ~/.ssh/config alias, or user@host[:port]
+python = "/usr/bin/python3"       # remote Python with numpy + tflite_runtime (or ai_edge_litert)
+workdir = "~/.cache/edgequant"    # models and the runner are cached here by content hash
+edgetpu = true                    # benchmark *_edgetpu.tflite through libedgetpu
+tags = ["coral", "arm64"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import tomllib
+
+from edgequant.bench.ssh import Destination
+
+_FIELDS = {"ssh", "python", "workdir", "edgetpu", "tags"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    name: str
+    destination: Destination
+    python: str = "python3"
+    workdir: str = "~/.cache/edgequant"
+    edgetpu: bool = False
+    tags: tuple[str, ...] = ()
+
+
+def load(path: str | Path) -> dict[str, Device]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"device inventory not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: {e}") from None
+    devices = {}
+    for name, entry in data.get("devices", {}).items():
+        unknown = set(entry) - _FIELDS
+        if unknown:
+            raise ValueError(
+                f"{path}: device '{name}' has unknown key(s) {sorted(unknown)}; valid: {sorted(_FIELDS)}"
+            )
+        if "ssh" not in entry:
+            raise ValueError(f"{path}: device '{name}' needs an 'ssh' destination")
+        devices[name] = Device(
+            name,
+            Destination.parse(entry["ssh"]),
+            entry.get("python", "python3"),
+            entry.get("workdir", "~/.cache/edgequant"),
+            bool(entry.get("edgetpu", False)),
+            tuple(entry.get("tags", ())),
+        )
+    return devices
+
+
+def resolve(spec: str, inventory: str | Path | None = None, python: str | None = None) -> Device:
+    """A device by inventory name, or an ad-hoc `user@host:port` (with --remote_python)."""
+    if inventory and Path(inventory).is_file():
+        devices = load(inventory)
+        if spec in devices:
+            d = devices[spec]
+            return dataclasses.replace(d, python=python or d.python)
+        if "@" not in spec and ":" not in spec:
+            raise ValueError(
+                f"unknown device '{spec}'; devices in {inventory}: {', '.join(devices) or 'none'}"
+            )
+    return Device(spec, Destination.parse(spec), python or "python3")

@@ -1,0 +1,140 @@
+"""Benchmarks one model on one device over SSH.
+
+Deploy is content-addressed: the model goes to `<workdir>/models/<sha256>.tflite` and the runner
+to `<workdir>/runner-<sha256>.py`; both are sent only when missing, so a re-run costs one round
+trip plus the measurement. Each run gets a fresh `mktemp -d` directory on the device for its
+output, removed afterwards. The device runner times `invoke()` itself and returns every sample,
+so network latency never enters the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+from edgequant.bench import device_runner
+from edgequant.bench.inventory import Device
+from edgequant.bench.ssh import RemoteError, Transport
+
+RUNNER = Path(device_runner.__file__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How to measure; part of the results-store key, so changing one re-measures."""
+
+    runtime: str = "auto"
+    threads: int | None = None
+    xnnpack: bool = True
+    num_runs: int = 100
+    min_secs: float = 2.0
+    max_secs: float = 60.0
+    warmup_runs: int = 5
+    warmup_min_secs: float = 0.5
+    seed: int = 0
+
+    def runner_args(self) -> list[str]:
+        a = [
+            "--runtime",
+            self.runtime,
+            "--num_runs",
+            str(self.num_runs),
+            "--min_secs",
+            str(self.min_secs),
+            "--max_secs",
+            str(self.max_secs),
+            "--warmup_runs",
+            str(self.warmup_runs),
+            "--warmup_min_secs",
+            str(self.warmup_min_secs),
+            "--seed",
+            str(self.seed),
+        ]
+        if self.threads:
+            a += ["--threads", str(self.threads)]
+        if not self.xnnpack:
+            a.append("--no_xnnpack")
+        return a
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def remote_dir(workdir: str) -> str:
+    """ssh starts in the home directory, so '~/x' is sent as the relative 'x' (quoting would
+    otherwise stop the remote shell from expanding the tilde)."""
+    return workdir[2:] if workdir.startswith("~/") else workdir
+
+
+def _upload_if_missing(t: Transport, local: Path, remote: str, timeout: float) -> bool:
+    script = f"test -f {shlex.quote(remote)} && echo present || echo missing"
+    if t.run(["sh", "-c", script], timeout).strip() == "present":
+        return False
+    tmp = remote + ".part"
+    put = f"mkdir -p {shlex.quote(str(Path(remote).parent))} && cat > {shlex.quote(tmp)} && mv {shlex.quote(tmp)} {shlex.quote(remote)}"
+    t.run(["sh", "-c", put], timeout, stdin=local.read_bytes())
+    return True
+
+
+def run_on_device(
+    device: Device,
+    model: str | Path,
+    settings: Settings,
+    transport: Transport,
+    timeout: float = 300.0,
+) -> dict:
+    """Deploys (if needed) and benchmarks one model; returns the runner's JSON result."""
+    model = Path(model)
+    if not model.is_file():
+        raise FileNotFoundError(f"model not found: {model}")
+    base = remote_dir(device.workdir)
+    model_sha = sha256(model)
+    remote_model = f"{base}/models/{model_sha}.tflite"
+    remote_runner = f"{base}/runner-{sha256(RUNNER)[:16]}.py"
+    sent_model = _upload_if_missing(transport, model, remote_model, timeout)
+    _upload_if_missing(transport, RUNNER, remote_runner, timeout)
+    args = [device.python, remote_runner, remote_model, *settings.runner_args()]
+    if device.edgetpu and "_edgetpu" in model.name:
+        args.append("--edgetpu")
+    # One temp dir per run for anything the run writes; always removed, even on failure. The
+    # runner exits 2 after printing a JSON error (bad model, missing runtime): read that JSON.
+    inner = " ".join(shlex.quote(a) for a in args)
+    script = f'd=$(mktemp -d) || exit 1; cd "$d" || exit 1; {inner}; rc=$?; cd /; rm -rf "$d"; [ $rc -eq 2 ] && exit 0; exit $rc'
+    try:
+        out = transport.run(["sh", "-c", script], timeout)
+    except RemoteError as e:
+        raise RemoteError(_explain(str(e), device)) from None
+    result = _last_json(out)
+    if "error" in result:
+        raise RemoteError(f"{device.name}: {result['error']}")
+    result.update(
+        device=device.name,
+        model=model.name,
+        model_sha256=model_sha,
+        model_uploaded=sent_model,
+        settings=settings.to_dict(),
+    )
+    return result
+
+
+def _explain(message: str, device: Device) -> str:
+    if "not found" in message or "No such file" in message:
+        return f"{message} (is remote python '{device.python}' installed on {device.name}?)"
+    if "ModuleNotFoundError" in message or "No module named" in message:
+        return f"{message} (install numpy and tflite-runtime on {device.name})"
+    return message
+
+
+def _last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RemoteError(f"device runner printed no result: {text.strip()[-200:]}")

@@ -11,7 +11,11 @@ STAMP := $(VENV)/.stamp-$(REQ_HASH)
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: venv run test test-fast lint format clean
+DEVICE_VENV := .venv-device
+DEVICE_HASH := $(shell sha256sum requirements-device.txt | cut -c1-16)
+DEVICE_STAMP := $(DEVICE_VENV)/.stamp-$(DEVICE_HASH)
+
+.PHONY: venv device-venv test-deps run test test-fast lint format clean
 
 venv: $(STAMP)
 
@@ -22,10 +26,22 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@rm -f $(VENV)/.stamp-* && touch $@
 
+# The loopback "device" of the SSH tests: what a Coral/ARM board runs (numpy<2, tflite-runtime).
+device-venv: $(DEVICE_STAMP)
+
+$(DEVICE_STAMP): requirements-device.txt
+	@test -x $(DEVICE_VENV)/bin/python || $(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install -q -r requirements-device.txt
+	@rm -f $(DEVICE_VENV)/.stamp-* && touch $@
+
+# A real OpenSSH server for the SSH harness tests (Debian's openssh-server; we run as root).
+test-deps:
+	@command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null; }
+
 run: venv
 	$(PY) tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist
 
-test: venv
+test: venv device-venv test-deps
 	$(PY) -m pytest -q
 
 test-fast: venv
@@ -40,4 +56,4 @@ format: venv
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEVICE_VENV) runs .pytest_cache .ruff_cache

@@ -100,18 +100,38 @@ def run_on_device(
     remote_runner = f"{base}/runner-{sha256(RUNNER)[:16]}.py"
     sent_model = _upload_if_missing(transport, model, remote_model, timeout)
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
-    args = [device.python, remote_runner, remote_model, *settings.runner_args()]
+
+    def on_device(path: str) -> str:  # relative paths are relative to the login directory
+        return shlex.quote(path) if path.startswith("/") else '"$h"/' + shlex.quote(path)
+
+    args = [*settings.runner_args()]
     if device.edgetpu and "_edgetpu" in model.name:
         args.append("--edgetpu")
-    # One temp dir per run for anything the run writes; always removed, even on failure. The
-    # runner exits 2 after printing a JSON error (bad model, missing runtime): read that JSON.
-    inner = " ".join(shlex.quote(a) for a in args)
-    script = f'd=$(mktemp -d) || exit 1; cd "$d" || exit 1; {inner}; rc=$?; cd /; rm -rf "$d"; [ $rc -eq 2 ] && exit 0; exit $rc'
+    inner = " ".join(
+        [
+            shlex.quote(device.python),
+            on_device(remote_runner),
+            on_device(remote_model),
+            *(shlex.quote(a) for a in args),
+        ]
+    )
+    # One temp dir per run as the runner's working directory; always removed, even on failure.
+    script = f'h=$(pwd); d=$(mktemp -d) || exit 1; cd "$d" || exit 1; {inner}; rc=$?; cd /; rm -rf "$d"; exit $rc'
+    rc, out, err = transport.call(["sh", "-c", script], timeout)
+    if rc == 127:
+        raise RemoteError(
+            f"{device.name}: remote python '{device.python}' not found (is it installed?)"
+        )
+    if "No module named" in err:
+        missing = err.strip().splitlines()[-1]
+        raise RemoteError(
+            f"{device.name}: {missing} (install numpy and tflite-runtime on the device)"
+        )
     try:
-        out = transport.run(["sh", "-c", script], timeout)
-    except RemoteError as e:
-        raise RemoteError(_explain(str(e), device)) from None
-    result = _last_json(out)
+        result = _last_json(out)
+    except RemoteError:
+        tail = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
+        raise RemoteError(f"{device.name}: device runner failed: {tail}") from None
     if "error" in result:
         raise RemoteError(f"{device.name}: {result['error']}")
     result.update(
@@ -122,14 +142,6 @@ def run_on_device(
         settings=settings.to_dict(),
     )
     return result
-
-
-def _explain(message: str, device: Device) -> str:
-    if "not found" in message or "No such file" in message:
-        return f"{message} (is remote python '{device.python}' installed on {device.name}?)"
-    if "ModuleNotFoundError" in message or "No module named" in message:
-        return f"{message} (install numpy and tflite-runtime on {device.name})"
-    return message
 
 
 def _last_json(text: str) -> dict:

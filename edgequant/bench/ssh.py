@@ -103,8 +103,11 @@ class Transport:
             a += ["-o", "StrictHostKeyChecking=accept-new"]
         return a
 
-    def run(self, words: Sequence[str], timeout: float, stdin: bytes | None = None) -> str:
-        """Runs one remote command (a list of words, each quoted for the remote shell)."""
+    def call(
+        self, words: Sequence[str], timeout: float, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
+        """Runs one remote command (a list of words, each quoted for the remote shell) and
+        returns (exit status, stdout, stderr); raises only when ssh itself failed."""
         remote = " ".join(shlex.quote(w) for w in words)
         cmd = [*self.base(), *self.destination.args(), "--", remote]
         self.log.append(cmd)
@@ -124,10 +127,15 @@ class Transport:
                     "to connect (the device's key changed or is unknown)"
                 )
             raise TransportError(f"{self.destination}: {first}")
-        if proc.returncode != 0:
-            last = err.splitlines()[-1] if err else f"exit status {proc.returncode}"
+        return proc.returncode, proc.stdout.decode(errors="replace"), err
+
+    def run(self, words: Sequence[str], timeout: float, stdin: bytes | None = None) -> str:
+        """Like call(), but a non-zero exit of the remote command raises RemoteError."""
+        rc, out, err = self.call(words, timeout, stdin)
+        if rc != 0:
+            last = err.splitlines()[-1] if err else f"exit status {rc}"
             raise RemoteError(f"{self.destination}: {words[0]} failed: {last}")
-        return proc.stdout.decode(errors="replace")
+        return out
 
     def close(self) -> None:
         """Ends the shared master connection (ssh -O exit)."""

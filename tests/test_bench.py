@@ -1,0 +1,136 @@
+"""The measurement routine and host benchmarks: real interpreters on real Coral models."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgequant.bench import device_runner, host, inventory, remote
+from tests.conftest import REPO, assert_one_line_error, run_tool
+
+FAST = dict(num_runs=20, min_secs=0.05, warmup_runs=2, warmup_min_secs=0.0)
+
+
+def test_percentiles_are_nearest_rank_and_std_is_population():
+    s = device_runner.summarize([float(x) for x in range(100, 0, -1)])
+    assert (s["p50"], s["p90"], s["p95"], s["p99"]) == (50.0, 90.0, 95.0, 99.0)
+    assert s["min"] == 1.0 and s["max"] == 100.0 and s["n"] == 100 and s["mean"] == 50.5
+    assert s["std"] == pytest.approx(np.std(np.arange(1, 101)))
+
+
+def test_benchmark_reports_phases_samples_and_environment(coral_dir):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    r = device_runner.benchmark(str(model), "litert", num_threads=1, **FAST)
+    assert r["latency_ms"]["n"] == len(r["samples_ms"]) >= 20
+    assert r["init_ms"] > 0 and r["first_invoke_ms"] > 0 and r["warmup"]["n"] >= 2
+    assert r["runtime"] == "ai-edge-litert" and r["num_threads"] == 1
+    assert r["model_sha256"] == remote.sha256(model)
+    env = r["environment"]
+    assert env["cores"] >= 1 and env["python"] and env["numpy"] == np.__version__ and env["kernel"]
+
+
+def test_seeded_inputs_stay_in_the_quantized_range_and_repeat(coral_dir):
+    interp, _ = device_runner.make_interpreter(
+        str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite"), "litert"
+    )
+    a, b = device_runner.random_inputs(interp, 3), device_runner.random_inputs(interp, 3)
+    assert a[0].dtype == np.uint8 and np.array_equal(a[0], b[0]) and a[0].max() > 200
+
+
+def test_golden_output_check_catches_a_wrong_result(coral_dir, tmp_path):
+    model = str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite")
+    golden = tmp_path / "golden.npy"
+    device_runner.benchmark(model, "litert", save_output=str(golden), **FAST)
+    ok = device_runner.benchmark(model, "litert", golden=str(golden), **FAST)
+    assert ok["golden_check"]["ok"]
+    np.save(golden, np.load(golden) // 2)
+    bad = device_runner.benchmark(model, "litert", golden=str(golden), **FAST)
+    assert not bad["golden_check"]["ok"] and bad["golden_check"]["max_abs_diff"] > 0
+
+
+def test_xnnpack_can_be_switched_off(coral_dir):
+    r = device_runner.benchmark(
+        str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite"), "litert", xnnpack=False, **FAST
+    )
+    assert r["xnnpack"] is False and r["delegate"] is None
+
+
+def test_host_subprocess_turns_a_bad_model_into_an_error_result(coral_dir):
+    settings = remote.Settings("litert", num_runs=5, min_secs=0.01)
+    r = host.benchmark_in_subprocess(coral_dir / "invalid_model_invoking_error.tflite", settings)
+    assert r["kind"] == "runner" and "fake-op-double" in r["error"]
+
+
+def test_host_subprocess_reports_a_crashing_interpreter(tmp_path, coral_dir):
+    """A Python that dies of SIGSEGV, as an interpreter does on some corrupt models."""
+    crasher = tmp_path / "python"
+    crasher.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crasher.chmod(0o755)
+    r = host.benchmark_in_subprocess(
+        coral_dir / "split_concat.tflite", remote.Settings(), python=str(crasher)
+    )
+    assert r["kind"] == "crash" and "signal 11" in r["error"]
+
+
+def test_benchmark_tool_keeps_going_past_a_bad_model(coral_dir, tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_tool(
+        "benchmark",
+        f"--model={coral_dir / 'invalid_model_invoking_error.tflite'},"
+        f"{coral_dir / 'split_concat.tflite'}",
+        "--min_secs=0.05",
+        "--num_runs=10",
+        "--runtime=litert",
+        "--threads=1",
+        f"--output_json={out}",
+    )
+    assert proc.returncode == 1, proc.stderr
+    records = json.loads(out.read_text())
+    assert "error" in records[0] and records[1]["latency_ms"]["n"] >= 10
+    assert "| host | split_concat.tflite |" in proc.stdout
+
+
+def test_benchmark_tool_missing_model_is_one_line(tmp_path):
+    assert_one_line_error(
+        run_tool("benchmark", f"--model={tmp_path}/none.tflite"), "model not found"
+    )
+
+
+def test_device_runner_needs_at_most_python_3_7():
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("vermin")),
+            "-t=3.7-",
+            "--no-tips",
+            "--violations",
+            str(REPO / "edgequant" / "bench" / "device_runner.py"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_example_inventory_parses():
+    devices = inventory.load(REPO / "configs" / "devices.toml")
+    assert devices["coral-devboard"].edgetpu and devices["rpi4"].destination.user == "pi"
+
+
+def test_inventory_rejects_unknown_keys(tmp_path):
+    bad = tmp_path / "d.toml"
+    bad.write_text('[devices.x]\nssh = "a@b"\nhostname = "oops"\n')
+    with pytest.raises(ValueError, match="unknown key"):
+        inventory.load(bad)
+
+
+def test_adhoc_destination_parses_user_host_port():
+    d = inventory.resolve("mendel@127.0.0.1:2222", None, "/usr/bin/python3")
+    assert (d.destination.user, d.destination.host, d.destination.port, d.python) == (
+        "mendel",
+        "127.0.0.1",
+        2222,
+        "/usr/bin/python3",
+    )

@@ -55,4 +55,9 @@ def get_config() -> ConfigDict:
     c.bench.num_runs = 100
     c.bench.min_secs = 2.0
     c.bench.warmup_runs = 10
+    # Devices to benchmark every variant on (names from the inventory, or user@host:port).
+    c.bench.devices = ()
+    c.bench.inventory = "configs/devices.toml"
+    c.bench.ssh_config = ""  # handed to ssh as -F; empty = the user's own ~/.ssh/config
+    c.bench.remote_python = ""  # overrides the inventory's python
     return c

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import models
 from edgequant.bench import device_runner
+from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
 from edgequant.data import calibration, mnist
 from edgequant.edgetpu import stage as edgetpu_stage
@@ -134,7 +135,7 @@ def ptq_stage(study: Study, results: dict) -> None:
 # Stages after float training, in order. Each takes (study, results), appends to
 # results["variants"] / results["errors"] or adds its own section, and skips itself when its
 # config block is absent. To add a stage: write it in its own module and list it here.
-STAGES = (ptq_stage, edgetpu_stage.edgetpu_stage)
+STAGES = (ptq_stage, edgetpu_stage.edgetpu_stage, bench_stage.devices_stage)
 
 
 def host_info() -> dict:

@@ -203,3 +203,22 @@ def test_inventory_device_resolves_by_name(server, tmp_path):
     assert d.destination.host == "loopdev" and d.python == str(DEVICE_PYTHON)
     with pytest.raises(ValueError, match="unknown device 'nope'; devices in .*: bench1"):
         inventory.resolve("nope", inv)
+
+
+@pytest.mark.slow
+def test_pipeline_benchmarks_its_variants_on_the_configured_device(server, tmp_path):
+    from configs import test as test_config
+    from edgequant import pipeline
+
+    config = test_config.get_config()
+    config.quantize.recipes = ("fp32", "uint8")
+    config.bench.devices = ("loopdev",)
+    config.bench.ssh_config = str(server.ssh_config)
+    config.bench.remote_python = str(DEVICE_PYTHON)
+    config.bench.inventory = ""
+    results = pipeline.run(config, tmp_path / "run", verbose=0)
+    by_model = {r["model"]: r for r in results["devices"]}
+    assert set(by_model) == {"fp32.tflite", "uint8.tflite"}
+    assert by_model["uint8.tflite"]["runtime"] == "tflite-runtime"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Devices" in report and "| loopdev | uint8.tflite | tflite-runtime 2.14.0 |" in report

@@ -86,6 +86,7 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
         "percentiles are nearest-rank over all measured invokes.",
         "",
         *edgetpu_section(results),
+        *devices_section(results),
         *errors_section(results),
         "## Provenance",
         "",
@@ -140,3 +141,36 @@ def errors_section(results: dict) -> list[str]:
     if not results.get("errors"):
         return []
     return ["## Errors", "", *(f"- `{e['name']}`: {e['error']}" for e in results["errors"]), ""]
+
+
+def devices_section(results: dict) -> list[str]:
+    """Device latencies beside the host's: the runtime gap a board's tflite-runtime brings."""
+    records = results.get("devices") or []
+    if not records:
+        return []
+    host = {Path(v["path"]).name: v.get("latency_ms", {}).get("p50") for v in results["variants"]}
+    lines = [
+        "## Devices",
+        "",
+        "| device | variant | runtime | p50 ms | host p50 ms (LiteRT) | device / host |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in records:
+        if r.get("error"):
+            lines.append(
+                f"| {r['device']} | {r['model']} | | {r.get('kind')}: {r['error'][:70]} | | |"
+            )
+            continue
+        p50, h = r["latency_ms"]["p50"], host.get(r["model"])
+        ratio = f"{p50 / h:.1f}x" if h else ""
+        lines.append(
+            f"| {r['device']} | {r['model']} | {r['runtime']} {r['runtime_version']} | {p50:.3f} | "
+            f"{_fmt(h, '.3f')} | {ratio} |"
+        )
+    lines += [
+        "",
+        "The host runs ai-edge-litert (XNNPACK); boards run tflite-runtime, which is often "
+        "several times slower on int8 models: compare like with like.",
+        "",
+    ]
+    return lines

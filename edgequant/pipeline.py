@@ -16,6 +16,7 @@ import platform
 from pathlib import Path
 
 import models
+from edgequant import progress
 from edgequant.bench import device_runner
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
@@ -23,7 +24,7 @@ from edgequant.data import calibration, mnist
 from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import convert, recipes
-from edgequant.report import manifest, markdown, plots
+from edgequant.report import html, manifest, markdown, plots
 from edgequant.train import fit
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def describe_variant(study: Study, name: str, path: str | Path, **extra) -> dict
 def ptq_stage(study: Study, results: dict) -> None:
     """One variant per configured converter recipe; a failing recipe is recorded, not fatal."""
     q = study.config.quantize
-    for name in q.recipes:
+    for name in progress.track(q.recipes, "variants", unit="variant"):
         recipe = recipes.get(name, q.weights, q.calibration_size)
         try:
             content = convert.convert(study.model, recipe, study.representative)
@@ -208,3 +209,4 @@ def write_outputs(results: dict, config, workdir: Path) -> None:
     man = manifest.build(config, results["dataset"], workdir)
     (workdir / "manifest.json").write_text(json.dumps(man, indent=1))
     markdown.write(results, man, workdir)
+    html.write(workdir)

@@ -24,7 +24,14 @@ def study(tmp_path_factory):
 
 def test_pipeline_writes_every_output(study):
     workdir, _ = study
-    for name in ("results.json", "manifest.json", "report.md", "tradeoff.png", "float.keras"):
+    for name in (
+        "results.json",
+        "manifest.json",
+        "report.md",
+        "report.html",
+        "tradeoff.png",
+        "float.keras",
+    ):
         assert (workdir / name).is_file(), name
 
 

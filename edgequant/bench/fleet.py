@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from edgequant import progress
 from edgequant.bench import remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import RemoteError, Transport, TransportError
@@ -45,7 +46,7 @@ def run_device_jobs(
     done = results.done()
     out = []
     try:
-        for model in models:
+        for model in progress.track(models, f"{device.name}", unit="model"):
             k = store.key(remote.sha256(model), device.name, settings.to_dict())
             if k in done:
                 continue

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from edgequant import progress
 from edgequant.data import mnist, splits
 
 # 500 samples = 50 per MNIST class. Ranges are per-tensor min/max, which stop moving after a few
@@ -57,7 +58,7 @@ def as_generator(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     """The converter's `representative_dataset`: one batch-1 sample per step."""
 
     def gen() -> Iterator[list[np.ndarray]]:
-        for i in range(len(x)):
+        for i in progress.track(range(len(x)), "calibrating", unit="sample"):
             yield [x[i : i + 1]]
 
     return gen

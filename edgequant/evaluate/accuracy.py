@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgequant import progress
 from edgequant.evaluate.inspect import load_interpreter
 
 
@@ -84,7 +85,7 @@ class BatchedModel:
             )
         b = self.batch_size
         outs = []
-        for start in range(0, len(x), b):
+        for start in progress.track(range(0, len(x), b), "evaluating", unit="batch"):
             chunk = self._prepare(x[start : start + b])
             n = len(chunk)
             if n < b:  # pad the last batch rather than re-allocating for one odd size

@@ -15,7 +15,7 @@ DEVICE_VENV := .venv-device
 DEVICE_HASH := $(shell sha256sum requirements-device.txt | cut -c1-16)
 DEVICE_STAMP := $(DEVICE_VENV)/.stamp-$(DEVICE_HASH)
 
-.PHONY: venv device-venv test-deps run test test-fast lint format clean
+.PHONY: venv device-venv test-deps run test test-fast lint format clean notebooks check-notebooks
 
 venv: $(STAMP)
 
@@ -47,9 +47,16 @@ test: venv device-venv test-deps
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
-lint: venv
+lint: venv check-notebooks
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Execute every notebook top to bottom, small and offline (tests/test_notebooks.py does the same).
+notebooks: venv
+	$(PY) tools/run_notebooks.py
+
+check-notebooks: venv
+	$(PY) tools/check_notebooks.py
 
 format: venv
 	$(PY) -m ruff format .

@@ -25,7 +25,7 @@ from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import convert, recipes
 from edgequant.report import html, manifest, markdown, plots
-from edgequant.train import fit
+from edgequant.train import fit, qat_stage
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def ptq_stage(study: Study, results: dict) -> None:
 # Stages after float training, in order. Each takes (study, results), appends to
 # results["variants"] / results["errors"] or adds its own section, and skips itself when its
 # config block is absent. To add a stage: write it in its own module and list it here.
-STAGES = (ptq_stage, edgetpu_stage.edgetpu_stage, bench_stage.devices_stage)
+STAGES = (ptq_stage, qat_stage.qat_stage, edgetpu_stage.edgetpu_stage, bench_stage.devices_stage)
 
 
 def host_info() -> dict:

@@ -47,7 +47,7 @@ def summary_table(results: dict) -> str:
     for r in table_rows(results):
         lines.append(
             f"| {r['variant']} | {r['io']} | {r['size_kb']:.1f} | {_fmt(r['accuracy_pct'], '.2f')} | "
-            f"{_fmt(r['delta_pp'], '+.2f')} | {_fmt(r['p50_ms'], '.3f')} | {_fmt(r['speedup'], '.2f', '')}x |"
+            f"{_fmt(r['delta_pp'], '+.2f')} | {_fmt(r['p50_ms'], '.3f')} | {_fmt(r['speedup'], '.2f', '')}{'x' if r['speedup'] else ''} |"
         )
     return "\n".join(lines)
 

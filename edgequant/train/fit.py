@@ -98,7 +98,18 @@ def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int 
     steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
     compile_model(model, t.learning_rate, steps)
     start = time.perf_counter()
-    hist = model.fit(ds, epochs=t.epochs, validation_data=(x_val, val_split.y), verbose=verbose)
+    import tf_keras as keras
+
+    board = keras.callbacks.TensorBoard(
+        str(Path(workdir) / "tensorboard" / "float"), write_graph=False
+    )
+    hist = model.fit(
+        ds,
+        epochs=t.epochs,
+        validation_data=(x_val, val_split.y),
+        verbose=verbose,
+        callbacks=[board],
+    )
     seconds = time.perf_counter() - start
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,175 @@
+"""Quantization-aware training with tfmot (tf_keras): annotate, check, apply, fine-tune.
+
+Whole-model QAT uses `quantize_annotate_model`; selective QAT annotates only the layers whose
+names match the config's patterns (fnmatch). Layers tfmot cannot quantize are found *before*
+any training: pass-through layers named in `noop_layers` get a no-op QuantizeConfig (sound for
+layers that only move or select values), the others stop the run with their names and what to
+do. `disable_per_axis` switches conv weights to per-tensor. The n-bit scheme is experimental:
+it trains a simulated model that TFLite cannot run, and is labelled so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import math
+from pathlib import Path
+
+from edgequant.cli import UserError
+from edgequant.data import mnist
+from edgequant.train import fit
+
+# Layers that carry no quantization-relevant arithmetic, or are folded by tfmot's transforms.
+_ALWAYS_OK = {"InputLayer"}
+_FOLDED_AFTER = {"Conv2D", "DepthwiseConv2D"}  # BatchNormalization after these is folded
+
+
+def _keras():
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    return keras, tfmot
+
+
+def noop_quantize_config():
+    """A QuantizeConfig that quantizes nothing inside the layer: its inputs and outputs keep the
+    quantization of their neighbours. Sound only for layers that move or select values."""
+    keras, tfmot = _keras()
+
+    class NoOpQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return []
+
+        def get_config(self):
+            return {}
+
+    return NoOpQuantizeConfig
+
+
+def _matches(name: str, patterns) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def unsupported_layers(model, patterns=("*",), noop=()) -> list[tuple[str, str]]:
+    """(name, class) of the selected layers tfmot's default 8-bit registry cannot quantize."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry,
+    )
+
+    reg = registry.Default8BitQuantizeRegistry()
+    out = []
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls in _ALWAYS_OK or not _matches(layer.name, patterns) or _matches(layer.name, noop):
+            continue
+        if cls == "BatchNormalization":
+            inbound = [n.inbound_layers for n in layer._inbound_nodes]
+            if inbound and type(inbound[0]).__name__ in _FOLDED_AFTER:
+                continue
+        if not reg.supports(layer):
+            out.append((layer.name, cls))
+    return out
+
+
+def annotate(model, patterns=("*",), noop=()):
+    """An annotated clone: layers matching `patterns` (and `noop` with the no-op config)."""
+    keras, tfmot = _keras()
+    bad = unsupported_layers(model, patterns, noop)
+    if bad:
+        names = ", ".join(f"{n} ({c})" for n, c in bad)
+        raise UserError(
+            f"tfmot cannot quantize layer(s) {names}: exclude them from qat.layers, list pass-through "
+            "ones in qat.noop_layers, or give them a custom QuantizeConfig"
+        )
+    q = tfmot.quantization.keras
+    noop_cls = noop_quantize_config()
+
+    def clone(layer):
+        if _matches(layer.name, noop) and type(layer).__name__ not in _ALWAYS_OK:
+            return q.quantize_annotate_layer(layer, quantize_config=noop_cls())
+        if _matches(layer.name, patterns) and type(layer).__name__ not in _ALWAYS_OK:
+            return q.quantize_annotate_layer(layer)
+        return layer
+
+    if tuple(patterns) == ("*",) and not noop:
+        return q.quantize_annotate_model(model)
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def apply(annotated, per_tensor: bool = False, nbit: tuple[int, int] | None = None):
+    """quantize_apply with the 8-bit scheme (or the experimental n-bit one)."""
+    keras, tfmot = _keras()
+    q = tfmot.quantization.keras
+    noop_cls = noop_quantize_config()
+    if nbit:
+        from tensorflow_model_optimization.quantization.keras.experimental.default_n_bit import (
+            DefaultNBitQuantizeScheme,
+        )
+
+        scheme = DefaultNBitQuantizeScheme(
+            disable_per_axis=per_tensor, num_bits_weight=nbit[0], num_bits_activation=nbit[1]
+        )
+    else:
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_scheme,
+        )
+
+        scheme = default_8bit_quantize_scheme.Default8BitQuantizeScheme(disable_per_axis=per_tensor)
+    with q.quantize_scope({"NoOpQuantizeConfig": noop_cls}):
+        return q.quantize_apply(annotated, scheme)
+
+
+@dataclasses.dataclass(frozen=True)
+class QATResult:
+    model: object
+    val_accuracy: float
+    seconds: float
+
+
+def fine_tune(
+    qat_model,
+    data: mnist.Dataset,
+    config,
+    workdir: str | Path,
+    epochs: int | None = None,
+    verbose: int = 2,
+    log_name: str = "qat",
+) -> QATResult:
+    """Fine-tunes a QAT model from the float weights (cosine-decayed LR from config.qat)."""
+    import time
+
+    keras, _ = _keras()
+    q = config.qat
+    epochs = q.epochs if epochs is None else epochs
+    shape = tuple(qat_model.input_shape[1:])
+    train, val = data.require("train"), data.require("val")
+    x_train, x_val = mnist.preprocess(train.x, shape), mnist.preprocess(val.x, shape)
+    fit.set_seed(config.seed)
+    ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
+    fit.compile_model(
+        qat_model, q.learning_rate, epochs * math.ceil(len(x_train) / config.train.batch_size)
+    )
+    logs = Path(workdir) / "tensorboard" / log_name
+    start = time.perf_counter()
+    hist = qat_model.fit(
+        ds,
+        epochs=epochs,
+        validation_data=(x_val, val.y),
+        verbose=verbose,
+        callbacks=[keras.callbacks.TensorBoard(str(logs), write_graph=False)],
+    )
+    return QATResult(
+        qat_model, float(hist.history["val_accuracy"][-1]), time.perf_counter() - start
+    )

@@ -14,6 +14,7 @@ from edgequant.quantize import recipes
 def get_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
+    c.distribute = "none"  # none | mirrored (all local devices) | multi_worker (TF_CONFIG)
 
     c.data = ConfigDict()
     c.data.name = "mnist"

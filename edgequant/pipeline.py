@@ -56,12 +56,13 @@ def load_data(config) -> mnist.Dataset:
 def build_model(config):
     """The config's model with seeded initial weights (same seed, same model)."""
     fit.set_seed(config.seed)
-    return models.build(
-        config.model.name,
-        tuple(config.model.input_shape),
-        mnist.NUM_CLASSES,
-        **config.model.options,
-    )
+    with fit.strategy(config).scope():
+        return models.build(
+            config.model.name,
+            tuple(config.model.input_shape),
+            mnist.NUM_CLASSES,
+            **config.model.options,
+        )
 
 
 def measure_latency(path: str | Path, bench_cfg) -> list[dict]:

@@ -37,6 +37,34 @@ def set_seed(seed: int) -> None:
         pass
 
 
+_STRATEGIES: dict[str, object] = {}
+
+
+def strategy(config):
+    """The tf.distribute strategy of `config.distribute`: none, mirrored or multi_worker.
+
+    `mirrored` replicates over every local device (on a CPU-only machine: the logical CPU
+    devices, e.g. two made with tf.config.set_logical_device_configuration); `multi_worker`
+    reads the cluster from TF_CONFIG. Strategies are made once per process, as TF requires.
+    """
+    import tensorflow as tf
+
+    kind = config.get("distribute", "none") or "none"
+    if kind not in _STRATEGIES:
+        if kind == "none":
+            _STRATEGIES[kind] = tf.distribute.get_strategy()
+        elif kind == "mirrored":
+            devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+                d.name for d in tf.config.list_logical_devices("CPU")
+            ]
+            _STRATEGIES[kind] = tf.distribute.MirroredStrategy(devices=devices)
+        elif kind == "multi_worker":
+            _STRATEGIES[kind] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            raise ValueError(f"unknown distribute '{kind}'; valid: none, mirrored, multi_worker")
+    return _STRATEGIES[kind]
+
+
 def _augmenter(cfg, seed: int):
     import tf_keras as keras
 
@@ -96,7 +124,8 @@ def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int 
     augment = _augmenter(t.augment, config.seed) if t.augment.enabled else None
     ds = make_dataset(x_train, train_split.y, t.batch_size, config.seed, augment)
     steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
-    compile_model(model, t.learning_rate, steps)
+    with strategy(config).scope():
+        compile_model(model, t.learning_rate, steps)
     start = time.perf_counter()
     import tf_keras as keras
 

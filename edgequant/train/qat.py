@@ -158,9 +158,9 @@ def fine_tune(
     x_train, x_val = mnist.preprocess(train.x, shape), mnist.preprocess(val.x, shape)
     fit.set_seed(config.seed)
     ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
-    fit.compile_model(
-        qat_model, q.learning_rate, epochs * math.ceil(len(x_train) / config.train.batch_size)
-    )
+    with fit.strategy(config).scope():
+        steps = epochs * math.ceil(len(x_train) / config.train.batch_size)
+        fit.compile_model(qat_model, q.learning_rate, steps)
     logs = Path(workdir) / "tensorboard" / log_name
     start = time.perf_counter()
     hist = qat_model.fit(

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from edgequant.quantize import convert, recipes
-from edgequant.train import qat
+from edgequant.train import fit, qat
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,11 @@ def qat_stage(study, results: dict) -> None:
     from edgequant.pipeline import describe_variant
 
     test = study.data.require("test")
-    annotated = qat.annotate(study.model, tuple(cfg.layers), tuple(cfg.noop_layers))
     per_tensor = study.config.quantize.weights == "per_tensor"
-    model = qat.apply(annotated, per_tensor)
+    with fit.strategy(study.config).scope():
+        model = qat.apply(
+            qat.annotate(study.model, tuple(cfg.layers), tuple(cfg.noop_layers)), per_tensor
+        )
     tuned = qat.fine_tune(model, study.data, study.config, study.workdir)
     keras_probs = model.predict(study.x_test, batch_size=500, verbose=0)
     keras_acc = float(np.mean(keras_probs.argmax(-1) == test.y))

@@ -1,0 +1,118 @@
+"""QAT with tfmot: conversion parity, selective annotation, unsupported layers, distribution."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgequant.cli import UserError
+from edgequant.evaluate import accuracy
+from edgequant.quantize import convert, recipes
+from edgequant.train import qat
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def qat_model(tiny_model, digits):
+    """The tiny float model, fake-quantized and fine-tuned for one short epoch."""
+    from edgequant.data import mnist
+    from edgequant.train import fit
+
+    model = qat.apply(qat.annotate(tiny_model))
+    x = mnist.preprocess(digits.train.x[:1000])
+    fit.compile_model(model, 2e-4, 40)
+    model.fit(x, digits.train.y[:1000], batch_size=32, epochs=1, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["uint8", "int8"])
+def test_qat_model_converts_with_prediction_parity(
+    qat_model, representative, test_images, tmp_path, mode
+):
+    x, _ = test_images
+    recipe = recipes.Recipe(f"qat_{mode}", recipes.Mode(mode), calibration_size=100)
+    path = convert.write(convert.convert(qat_model, recipe, representative), recipe, tmp_path)
+    keras_pred = qat_model.predict(x, verbose=0).argmax(-1)
+    tflite_pred = accuracy.BatchedModel(path, 100).predict(x).argmax(-1)
+    assert np.mean(keras_pred == tflite_pred) >= 0.99
+    assert convert.float_ops(path.read_bytes()) == []
+
+
+def test_selective_annotation_quantizes_only_matching_layers(tiny_model):
+    model = qat.apply(qat.annotate(tiny_model, patterns=("conv*",)))
+    wrapped = {
+        layer.name for layer in model.layers if type(layer).__name__.startswith("QuantizeWrapper")
+    }
+    assert {"quant_conv0", "quant_conv1"} <= wrapped
+    assert not any("fc" in n or "logits" in n for n in wrapped)
+
+
+def _model_with(layer):
+    import tf_keras as keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = layer(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="out")(x))
+
+
+def test_unsupported_layer_is_reported_before_training_with_its_name():
+    import tf_keras as keras
+
+    model = _model_with(keras.layers.LayerNormalization(name="norm"))
+    assert qat.unsupported_layers(model) == [("norm", "LayerNormalization")]
+    with pytest.raises(UserError, match=r"cannot quantize layer\(s\) norm \(LayerNormalization\)"):
+        qat.annotate(model)
+
+
+def test_noop_config_lets_a_pass_through_layer_be_quantized():
+    import tf_keras as keras
+
+    model = _model_with(keras.layers.GaussianNoise(0.1, name="noise"))  # identity at inference
+    assert qat.unsupported_layers(model) == [("noise", "GaussianNoise")]
+    quantized = qat.apply(qat.annotate(model, noop=("noise",)))
+    x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
+    assert quantized.predict(x, verbose=0).shape == (2, 10)
+
+
+def test_nbit_scheme_trains_a_simulated_model(tiny_model, test_images):
+    model = qat.apply(qat.annotate(tiny_model), nbit=(4, 8))
+    x, y = test_images
+    pred = model.predict(x, verbose=0).argmax(-1)
+    assert np.mean(pred == y) > 0.3  # 4-bit weights without fine-tuning still classify
+
+
+MIRRORED = """
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from configs import test as test_config
+from edgequant import pipeline
+from edgequant.data import mnist
+from edgequant.train import fit
+config = test_config.get_config()
+config.distribute = "mirrored"
+model = pipeline.build_model(config)
+result = fit.train(model, mnist.load(download=False), config, sys.argv[1], verbose=0)
+print("replicas", fit.strategy(config).num_replicas_in_sync, "val", result.val_accuracy)
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    words = proc.stdout.split()
+    assert words[words.index("replicas") + 1] == "2"
+    assert float(words[words.index("val") + 1]) > 0.2
+    assert (tmp_path / "tensorboard" / "float").is_dir()

@@ -41,6 +41,13 @@ def get_config() -> ConfigDict:
     c.quantize.recipes = recipes.PTQ_RECIPES
     c.quantize.weights = "per_channel"  # or per_tensor
     c.quantize.calibration_size = calibration.DEFAULT_SIZE
+    # The same float model through the AI Edge (LiteRT) Quantizer, side by side in the table.
+    c.quantize.aeq_recipes = (
+        "static_wi8_ai8",
+        "static_wi8_ai16",
+        "dynamic_wi8_afp32",
+        "weight_only_wi4_afp32",
+    )
 
     c.evaluate = ConfigDict()
     c.evaluate.batch_size = 500

@@ -23,7 +23,7 @@ from edgequant.cli import UserError
 from edgequant.data import calibration, mnist
 from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
-from edgequant.quantize import convert, recipes
+from edgequant.quantize import aeq, convert, recipes
 from edgequant.report import html, manifest, markdown, plots
 from edgequant.train import fit, qat_stage
 
@@ -137,7 +137,13 @@ def ptq_stage(study: Study, results: dict) -> None:
 # Stages after float training, in order. Each takes (study, results), appends to
 # results["variants"] / results["errors"] or adds its own section, and skips itself when its
 # config block is absent. To add a stage: write it in its own module and list it here.
-STAGES = (ptq_stage, qat_stage.qat_stage, edgetpu_stage.edgetpu_stage, bench_stage.devices_stage)
+STAGES = (
+    ptq_stage,
+    aeq.aeq_stage,
+    qat_stage.qat_stage,
+    edgetpu_stage.edgetpu_stage,
+    bench_stage.devices_stage,
+)
 
 
 def host_info() -> dict:

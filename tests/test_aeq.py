@@ -1,0 +1,48 @@
+"""The AI Edge Quantizer backend on a real float .tflite."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgequant.evaluate import accuracy, inspect
+from edgequant.quantize import aeq, convert, recipes
+from tests.conftest import float_outputs
+
+EXPECTED_IO = {
+    "static_wi8_ai8": "int8",
+    "static_wi8_ai16": "int16",
+    "dynamic_wi8_afp32": "float32",
+    "weight_only_wi4_afp32": "float32",
+}
+
+
+@pytest.fixture(scope="module")
+def float_tflite(tiny_model, tmp_path_factory):
+    recipe = recipes.get("fp32")
+    return convert.write(
+        convert.convert(tiny_model, recipe), recipe, tmp_path_factory.mktemp("aeq")
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_IO))
+def test_aeq_recipe_writes_model_and_recipe_and_tracks_keras(
+    name, float_tflite, representative, tiny_model, test_images
+):
+    path = aeq.quantize(float_tflite, name, representative, float_tflite.parent)
+    info = inspect.describe(path)
+    assert info["input_dtype"] == EXPECTED_IO[name]
+    assert info["size_bytes"] < float_tflite.stat().st_size
+    saved = json.loads(path.with_suffix(".recipe.json").read_text())
+    assert saved["recipe"] == name and saved["backend"] == "ai-edge-quantizer"
+    x, _ = test_images
+    agreement = np.mean(
+        accuracy.BatchedModel(path, 100).predict(x).argmax(-1)
+        == float_outputs(tiny_model, x).argmax(-1)
+    )
+    assert agreement >= 0.8, agreement
+
+
+def test_unknown_aeq_recipe_lists_valid_ones(float_tflite):
+    with pytest.raises(ValueError, match="valid: static_wi8_ai8"):
+        aeq.quantize(float_tflite, "static_wi3", None, float_tflite.parent)

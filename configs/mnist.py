@@ -49,6 +49,14 @@ def get_config() -> ConfigDict:
         "weight_only_wi4_afp32",
     )
 
+    c.diagnose = ConfigDict()  # the calibration check always runs; the rest when enabled
+    c.diagnose.enabled = (
+        False  # per-layer error (QuantizationDebugger) and mixed-precision variants
+    )
+    c.diagnose.min_calibration = 100
+    c.diagnose.debug_samples = 64  # validation images the debugger compares float and int8 on
+    c.diagnose.denylist_k = (1, 2)  # mixed-precision variants keeping the k worst layers in float
+
     c.evaluate = ConfigDict()
     c.evaluate.batch_size = 500
 

@@ -13,6 +13,7 @@ def get_config():
     c = mnist.get_config()
     c.quantize.recipes = ("fp32", "int8", "uint8")
     c.bench.threads = (1,)
+    c.diagnose.enabled = True
     c.qat = ConfigDict()
     c.qat.enabled = True
     c.qat.layers = ("*",)  # fnmatch patterns of layers to quantize; ("*",) = whole model

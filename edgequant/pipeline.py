@@ -21,6 +21,7 @@ from edgequant.bench import device_runner
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
 from edgequant.data import calibration, mnist
+from edgequant.diagnose import stage as diagnose_stage
 from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import aeq, convert, recipes
@@ -139,6 +140,7 @@ def ptq_stage(study: Study, results: dict) -> None:
 # config block is absent. To add a stage: write it in its own module and list it here.
 STAGES = (
     ptq_stage,
+    diagnose_stage.diagnose_stage,
     aeq.aeq_stage,
     qat_stage.qat_stage,
     edgetpu_stage.edgetpu_stage,

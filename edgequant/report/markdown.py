@@ -85,6 +85,7 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
         f"{env.get('runtime', '?')} {env.get('runtime_version', '')}. Warm-up runs excluded; "
         "percentiles are nearest-rank over all measured invokes.",
         "",
+        *diagnosis_section(results),
         *edgetpu_section(results),
         *devices_section(results),
         *errors_section(results),
@@ -174,3 +175,45 @@ def devices_section(results: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def diagnosis_section(results: dict) -> list[str]:
+    """Calibration warnings, per-layer error, QAT parity and the n-bit label."""
+    lines = []
+    for w in results.get("calibration_warnings", []):
+        lines.append(f"- calibration warning: {w}")
+    d = results.get("diagnosis")
+    if d:
+        lines += [
+            "",
+            "### Per-layer quantization error",
+            "",
+            d["summary"],
+            "",
+            "![per-layer error](layer_errors.png)",
+            "",
+            d["edgetpu_note"],
+            "",
+        ]
+    q = results.get("qat")
+    if q:
+        parity = ", ".join(f"{k}: {100 * v:.2f}%" for k, v in q["parity"].items())
+        lines += [
+            "",
+            "### Quantization-aware training",
+            "",
+            f"QAT Keras model test accuracy {100 * q['keras_accuracy']:.2f}%; Keras-vs-TFLite prediction "
+            f"agreement {parity}.",
+            "",
+        ]
+        if q.get("nbit"):
+            n = q["nbit"]
+            lines.append(
+                f"Experimental {n['weight_bits']}-bit weights / {n['activation_bits']}-bit activations: "
+                f"{100 * n['keras_accuracy']:.2f}% (simulated Keras model, not deployable to TFLite)."
+            )
+            lines.append("")
+    a = results.get("autoquant")
+    if a:
+        lines += ["", "### Accuracy-targeted search", "", a["summary"], ""]
+    return ["## Diagnosis", "", *lines] if lines else []

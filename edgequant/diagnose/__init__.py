@@ -1,0 +1,1 @@
+"""Diagnosis when quantization costs accuracy: per-layer error, calibration check, denylists."""

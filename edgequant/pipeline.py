@@ -26,6 +26,7 @@ from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import aeq, convert, recipes
 from edgequant.report import html, manifest, markdown, plots
+from edgequant.search import autoquant
 from edgequant.train import fit, qat_stage
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ STAGES = (
     diagnose_stage.diagnose_stage,
     aeq.aeq_stage,
     qat_stage.qat_stage,
+    autoquant.autoquant_stage,
     edgetpu_stage.edgetpu_stage,
     bench_stage.devices_stage,
 )

@@ -151,7 +151,8 @@ def fine_tune(
     import time
 
     keras, _ = _keras()
-    q = config.qat
+    q = config.get("qat")  # without a qat block (autoquant): a tenth of the float learning rate
+    learning_rate = q.learning_rate if q is not None else config.train.learning_rate / 10
     epochs = q.epochs if epochs is None else epochs
     shape = tuple(qat_model.input_shape[1:])
     train, val = data.require("train"), data.require("val")
@@ -160,7 +161,7 @@ def fine_tune(
     ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
     with fit.strategy(config).scope():
         steps = epochs * math.ceil(len(x_train) / config.train.batch_size)
-        fit.compile_model(qat_model, q.learning_rate, steps)
+        fit.compile_model(qat_model, learning_rate, steps)
     logs = Path(workdir) / "tensorboard" / log_name
     start = time.perf_counter()
     hist = qat_model.fit(

@@ -1,0 +1,1 @@
+"""Accuracy-targeted quantization search (autoquant)."""

@@ -64,29 +64,26 @@ def test_quantize_unknown_recipe_is_one_line(tmp_path):
     assert_one_line_error(proc, "unknown recipe 'int3'", "uint8")
 
 
-def test_quantize_writes_model_and_recipe(tmp_path, tiny_model):
-    tiny_model.save(tmp_path / "float.keras")
-    proc = run_tool(
-        "quantize",
-        "--config=configs/test.py",
-        f"--model={tmp_path / 'float.keras'}",
-        "--recipe=int8",
-        f"--out_dir={tmp_path}",
-    )
+@pytest.fixture(scope="module")
+def saved_float(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "float.keras"
+    tiny_model.save(path)
+    return path
+
+
+def quantize_tool(model, *args):
+    return run_tool("quantize", "--config=configs/test.py", f"--model={model}", *args)
+
+
+def test_quantize_writes_model_and_recipe(tmp_path, saved_float):
+    proc = quantize_tool(saved_float, "--recipe=int8", f"--out_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     assert recipes.Recipe.load(tmp_path / "int8.recipe.json").mode is recipes.Mode.INT8
     assert (tmp_path / "int8.tflite").stat().st_size > 1000
 
 
-def test_quantize_empty_calibration_set_is_one_line(tmp_path, tiny_model):
-    tiny_model.save(tmp_path / "float.keras")
-    proc = run_tool(
-        "quantize",
-        "--config=configs/test.py",
-        f"--model={tmp_path / 'float.keras'}",
-        "--recipe=uint8",
-        "--config.quantize.calibration_size=0",
-    )
+def test_quantize_empty_calibration_set_is_one_line(saved_float):
+    proc = quantize_tool(saved_float, "--recipe=uint8", "--config.quantize.calibration_size=0")
     assert_one_line_error(proc, "calibration_size must be positive")
 
 

@@ -177,6 +177,12 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
     log.info("dataset: %s", study.data.info())
     study.model = build_model(config)
     trained = fit.train(study.model, study.data, config, workdir, verbose=verbose)
+    widen = config.model.get("widen")
+    if widen is not None and widen.factor != 1:  # a hard case: see models.widen_activation_range
+        models.widen_activation_range(
+            study.model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
+        )
+        study.model.save(trained.model_path)
     test = study.data.require("test")
     study.x_test = mnist.preprocess(test.x, study.input_shape)
     float_acc = accuracy.evaluate_keras(

@@ -30,3 +30,26 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: A
         valid = [p for p in params if p not in ("input_shape", "num_classes")]
         raise ValueError(f"model '{name}' has no option(s) {unknown}; valid options: {valid}")
     return builder(tuple(input_shape), num_classes, **kwargs)
+
+
+def widen_activation_range(
+    model, bn_layer: str, next_conv: str, channel: int, factor: float
+) -> None:
+    """Makes one activation channel `factor` times wider without changing what the model computes.
+
+    Scaling a BatchNormalization channel's gamma and beta by f scales that channel after ReLU
+    and max-pooling by f (both are positively homogeneous), and dividing the next convolution's
+    weights for that input channel by f undoes it exactly. Real networks end up like this on
+    their own (the imbalance cross-layer equalization removes); a per-tensor 8-bit activation
+    scale then has to cover the wide channel and crushes the others. Used to build a hard case.
+    """
+    if factor <= 0:
+        raise ValueError("factor must be positive")
+    bn, conv = model.get_layer(bn_layer), model.get_layer(next_conv)
+    gamma, beta, mean, var = bn.get_weights()
+    gamma[channel] *= factor
+    beta[channel] *= factor
+    bn.set_weights([gamma, beta, mean, var])
+    weights = conv.get_weights()
+    weights[0][:, :, channel, :] /= factor
+    conv.set_weights(weights)

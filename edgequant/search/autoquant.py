@@ -106,6 +106,7 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
                 epochs=cfg.qat_epochs,
                 verbose=0,
                 log_name="autoquant_qat",
+                learning_rate=cfg.qat_learning_rate,
             )
             rep = calibration.build(train, big, study.config.seed, study.input_shape)
             path.write_bytes(convert.convert(model, recipes.get(mode, q.weights, big), rep))

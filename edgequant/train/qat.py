@@ -146,13 +146,15 @@ def fine_tune(
     epochs: int | None = None,
     verbose: int = 2,
     log_name: str = "qat",
+    learning_rate: float | None = None,
 ) -> QATResult:
     """Fine-tunes a QAT model from the float weights (cosine-decayed LR from config.qat)."""
     import time
 
     keras, _ = _keras()
     q = config.get("qat")  # without a qat block (autoquant): a tenth of the float learning rate
-    learning_rate = q.learning_rate if q is not None else config.train.learning_rate / 10
+    if learning_rate is None:
+        learning_rate = q.learning_rate if q is not None else config.train.learning_rate / 10
     epochs = q.epochs if epochs is None else epochs
     shape = tuple(qat_model.input_shape[1:])
     train, val = data.require("train"), data.require("val")

@@ -15,7 +15,7 @@ from configs import mnist
 def get_config():
     c = mnist.get_config()
     c.model.widen = ConfigDict(
-        {"bn_layer": "bn0", "next_conv": "conv1", "channel": 0, "factor": 200.0}
+        {"bn_layer": "bn0", "next_conv": "conv1", "channel": 0, "factor": 100.0}
     )
     c.quantize.recipes = ("uint8",)
     c.quantize.aeq_recipes = ()

@@ -212,6 +212,7 @@ def test_pipeline_benchmarks_its_variants_on_the_configured_device(server, tmp_p
 
     config = test_config.get_config()
     config.quantize.recipes = ("fp32", "uint8")
+    config.quantize.aeq_recipes = ()
     config.bench.devices = ("loopdev",)
     config.bench.ssh_config = str(server.ssh_config)
     config.bench.remote_python = str(DEVICE_PYTHON)

@@ -41,7 +41,10 @@ def test_results_follow_the_documented_schema(study):
     assert (
         on_disk["float"]["path"].endswith("float.keras") and 0 < on_disk["float"]["accuracy"] <= 1
     )
-    assert [v["name"] for v in on_disk["variants"]] == list(recipes.PTQ_RECIPES)
+    from configs import test as test_config
+
+    aeq_names = [f"aeq_{n}" for n in test_config.get_config().quantize.aeq_recipes]
+    assert [v["name"] for v in on_disk["variants"]] == list(recipes.PTQ_RECIPES) + aeq_names
     assert on_disk["errors"] == []
     for v in on_disk["variants"]:
         assert {

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 from pathlib import Path
 
 import models
@@ -151,19 +150,11 @@ STAGES = (
 
 
 def host_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
-            )
-    except OSError:
-        pass
+    """The host's benchmark environment (the same collector the device runner uses)."""
     from importlib import metadata
 
     return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
+        **device_runner.collect_environment(),
         "runtime": "ai-edge-litert",
         "runtime_version": metadata.version("ai-edge-litert"),
     }

@@ -1,0 +1,75 @@
+"""edgequant: a user's Keras model and data -> quantized, verified, compiled, benchmarked.
+
+The Python API mirrors `tools/deploy.py`:
+
+    import edgequant
+    result = edgequant.deploy("my_model.keras", "images/", "bundle", input_range=(0, 1))
+    print(result["recommended"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def deploy_config(config, out_dir: str | Path) -> dict:
+    """Runs a deployment from a configs/deploy.py-style config; returns deploy.json's content."""
+    from edgequant import deployment
+
+    return deployment.run(config, out_dir)
+
+
+def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) -> dict:
+    """Deploys `model` calibrated on `data` into `out_dir`.
+
+    Options are configs/deploy.py keys, flat where unambiguous: eval_data, target,
+    input_range=(lo, hi), mean, std, color, resize, signature, or any dotted key such as
+    `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid ones.
+    """
+    from configs import deploy as deploy_config_module
+
+    config = deploy_config_module.get_config()
+    config.model.path = str(model)
+    config.data.path = str(data)
+    aliases = {
+        "eval_data": "data.eval_path",
+        "signature": "model.signature",
+        **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
+    }
+    for key, value in options.items():
+        dotted = aliases.get(key, key)
+        if isinstance(value, list | tuple) and dotted.startswith("preprocess."):
+            value = ",".join(str(v) for v in value)
+        *sections, name = dotted.split(".")
+        node = config
+        for s in sections:
+            node = node[s]
+        if name not in node:
+            raise ValueError(
+                f"unknown deploy option '{key}'; valid: {sorted(aliases)} or config keys"
+            )
+        node[name] = value
+    return deploy_config(config, out_dir)
+
+
+def summary(result: dict) -> str:
+    """A few lines for the terminal: every variant's key numbers and the recommendation."""
+    lines = []
+    for v in result["variants"]:
+        m = v.get("metrics", {})
+        sqnr = [s for s in (m.get("sqnr_db") or {}).values() if s is not None]
+        acc = f"top-1 {100 * m['top1']:.2f}%  " if "top1" in m else ""
+        agree = f"agreement {100 * m['agreement']:.2f}%  " if "agreement" in m else ""
+        worst = f"worst SQNR {min(sqnr):.1f} dB  " if sqnr else ""
+        tpu = (
+            f"edgetpu {v['edgetpu']['mapped']}/{v['edgetpu']['total']}  "
+            if v.get("edgetpu")
+            else ""
+        )
+        lines.append(f"{v['name']:>24}  {acc}{agree}{worst}{tpu}{v['size_bytes'] / 1024:.0f} KB")
+    fm = result["float"]["metrics"]
+    if "top1" in fm:
+        lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
+    rec = result["recommended"]
+    lines.append(f"recommended: {rec}" if rec else "no variant meets the budget: see the report")
+    return "\n".join(lines)

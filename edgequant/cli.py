@@ -11,6 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def project_path(relative: str) -> str:
+    """A path inside the project, so a binary's default config works from any directory."""
+    return str(PROJECT / relative)
 
 
 class UserError(Exception):

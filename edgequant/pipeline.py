@@ -203,7 +203,15 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
 
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:
-    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
+    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png.
+
+    A config with `model.path` (configs/deploy.py) names the user's own model: nothing is
+    trained, and the run is a deployment (`edgequant.deployment`), written as deploy.json.
+    """
+    if config.model.get("path"):
+        from edgequant import deployment
+
+        return deployment.run(config, workdir)
     study, results = prepare(config, workdir, verbose)
     for stage in STAGES:
         stage(study, results)

@@ -55,8 +55,9 @@ def test_evaluate_model_with_unknown_custom_op_is_one_line(coral_dir):
 
 
 def test_evaluate_model_of_another_task_is_one_line(coral_dir):
-    proc = run_tool("evaluate", f"--model={coral_dir / 'mobilenet_v1_0.25_128_quant.tflite'}")
-    assert_one_line_error(proc, "outputs 1001 classes; mnist has 10")
+    model = coral_dir / "mobilenet_v1_0.25_128_quant.tflite"
+    proc = run_tool("evaluate", f"--model={model}", "--dataset=mnist")
+    assert_one_line_error(proc, "labels have 10 classes but no model output has 10 scores")
 
 
 def test_quantize_unknown_recipe_is_one_line(tmp_path):
@@ -71,19 +72,39 @@ def saved_float(tiny_model, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def calibration_npz(representative, tmp_path_factory):
+    path = tmp_path_factory.mktemp("calib") / "calib.npz"
+    np.savez(path, pixels=representative)
+    return path
+
+
 def quantize_tool(model, *args):
-    return run_tool("quantize", "--config=configs/test.py", f"--model={model}", *args)
+    return run_tool("quantize", f"--model={model}", *args)
 
 
-def test_quantize_writes_model_and_recipe(tmp_path, saved_float):
-    proc = quantize_tool(saved_float, "--recipe=int8", f"--out_dir={tmp_path}")
+def test_quantize_writes_model_and_recipe(tmp_path, saved_float, calibration_npz):
+    proc = quantize_tool(
+        saved_float, "--recipe=int8", f"--data={calibration_npz}", f"--out_dir={tmp_path}"
+    )
     assert proc.returncode == 0, proc.stderr
-    assert recipes.Recipe.load(tmp_path / "int8.recipe.json").mode is recipes.Mode.INT8
+    recipe = recipes.Recipe.load(tmp_path / "int8.recipe.json")
+    assert recipe.mode is recipes.Mode.INT8 and recipe.calibration_size == 100
     assert (tmp_path / "int8.tflite").stat().st_size > 1000
 
 
-def test_quantize_empty_calibration_set_is_one_line(saved_float):
-    proc = quantize_tool(saved_float, "--recipe=uint8", "--config.quantize.calibration_size=0")
+def test_quantize_calibrated_recipe_without_data_is_refused(saved_float):
+    proc = quantize_tool(saved_float, "--recipe=uint8")
+    assert_one_line_error(proc, "no calibration data", "--data")
+
+
+def test_quantize_empty_calibration_set_is_one_line(saved_float, calibration_npz):
+    proc = quantize_tool(
+        saved_float,
+        "--recipe=uint8",
+        f"--data={calibration_npz}",
+        "--config.quantize.calibration_size=0",
+    )
     assert_one_line_error(proc, "calibration_size must be positive")
 
 

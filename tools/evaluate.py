@@ -1,8 +1,10 @@
-"""Top-1 accuracy of a .tflite or .keras model on the MNIST test split.
+"""Top-1, top-5 and per-class accuracy of any model (.tflite, .keras, .h5, SavedModel) on
+labelled data.
 
-  python tools/evaluate.py --model=runs/mnist/uint8.tflite --dataset=mnist [--data_dir=DIR] \
-      [--output_json=F]
-A --data_dir holding only the two t10k files evaluates on those 10,000 images.
+  python tools/evaluate.py --model=bundle/uint8.tflite --data=images/ --input_range=0,1
+  python tools/evaluate.py --model=runs/mnist/uint8.tflite --dataset=mnist [--data_dir=DIR]
+`--dataset=mnist` is the worked example's test split (a --data_dir holding only the two t10k
+files evaluates on those images); its preprocessing is the study's own (grayscale, 0..1).
 """
 
 from edgequant import cli
@@ -10,17 +12,23 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
-_MODEL = flags.DEFINE_string("model", None, "A .tflite or .keras model.")
-_DATASET = flags.DEFINE_enum("dataset", "mnist", ["mnist"], "Dataset to evaluate on.")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", "", "IDX files or mnist.npz; empty = default resolution."
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", cli.project_path("configs/deploy.py"), "Data settings.", lock_config=True
 )
-_BATCH = flags.DEFINE_integer("batch_size", 500, "Images per interpreter invoke.")
+_MODEL = flags.DEFINE_string("model", None, "A .tflite, .keras/.h5 or SavedModel.")
+_DATA = flags.DEFINE_string("data", None, "Labelled data: image folder, .npz with labels, ...")
+_DATASET = flags.DEFINE_enum("dataset", None, ["mnist"], "A named dataset instead of --data.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "MNIST IDX files or mnist.npz (--dataset=mnist).")
+_RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI.")
+_MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
+_STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Samples per invoke.")
 _SEED = flags.DEFINE_integer(
     "seed", 0, "Split seed (must match training's for the offline digits)."
 )
-_OUT = flags.DEFINE_string("output_json", None, "Write {accuracy, n, ...} here.")
+_OUT = flags.DEFINE_string("output_json", None, "Write {accuracy, top5, per_class, n, ...} here.")
 flags.mark_flag_as_required("model")
 cli.define_verbose_flag()
 
@@ -29,33 +37,38 @@ def main(argv):
     import json
     from pathlib import Path
 
-    from edgequant.data import mnist
-    from edgequant.evaluate import accuracy
+    from edgequant import deployment, usermodel
+    from edgequant.cli import UserError
+    from edgequant.data import sources
 
-    path = Path(_MODEL.value)
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
-    data = mnist.load(_DATA_DIR.value, download=True, seed=_SEED.value)
-    test = data.require("test")
-    if path.suffix == ".keras":
-        from edgequant.train import fit
-
-        model = fit.load_model(path)
-        x = mnist.preprocess(test.x, tuple(model.input_shape[1:]))
-        result = accuracy.evaluate_keras(model, x, test.y, _BATCH.value)
-    elif path.suffix == ".tflite":
-        model = accuracy.BatchedModel(path, _BATCH.value)
-        classes = int(model.out["shape"][-1])
-        if classes != mnist.NUM_CLASSES:
-            raise ValueError(
-                f"{path.name} outputs {classes} classes; {_DATASET.value} has {mnist.NUM_CLASSES}"
-            )
-        x = mnist.preprocess(test.x, model.input_shape)
-        result = accuracy.evaluate_tflite(model, x, test.y)
+    config = _CONFIG.value
+    for value, section, key in (
+        (_RANGE.value, config.preprocess, "input_range"),
+        (_MEAN.value, config.preprocess, "mean"),
+        (_STD.value, config.preprocess, "std"),
+        (_BATCH.value, config.evaluate, "batch_size"),
+    ):
+        if value is not None:
+            section[key] = value
+    model = usermodel.load(_MODEL.value, config.model.signature)
+    if _DATA.value:
+        split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")
+    elif _DATASET.value == "mnist":
+        if not config.preprocess.input_range and not config.preprocess.mean:
+            config.preprocess.input_range = "0,1"  # the MNIST study's own preprocessing
+        resolve = deployment._preprocessing_resolver(config, model)
+        parts = sources.open_mnist(_DATA_DIR.value, model.inputs, resolve(), _SEED.value, True)
+        if "test" not in parts:
+            raise UserError(f"no MNIST test split in {_DATA_DIR.value or 'the default sources'}")
+        split = sources.everything(parts["test"], "test")
     else:
-        raise ValueError(f"unsupported model file {path.name}: expected .tflite or .keras")
-    out = {**result.to_dict(), "model": str(path), "dataset": data.info()}
-    print(f"accuracy {100 * result.accuracy:.2f}% on {result.n} test images from {data.source}")
+        raise UserError("no data: pass --data=PATH (labelled) or --dataset=mnist")
+    result = deployment.evaluate_model(config, _MODEL.value, split)
+    out = {**result, "model": str(_MODEL.value), "dataset": split.source.info()}
+    print(
+        f"accuracy {100 * result['top1']:.2f}% (top-5 {100 * result['top5']:.2f}%) on "
+        f"{result['n']} samples from {split.source.description}"
+    )
     if _OUT.value:
         Path(_OUT.value).write_text(json.dumps(out, indent=1))
     return 0

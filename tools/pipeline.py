@@ -23,6 +23,12 @@ def main(argv):
     from edgequant.report import markdown
 
     results = pipeline.run(_CONFIG.value, _WORKDIR.value, verbose=2)
+    if "recommended" in results:  # a deployment of the user's model (config.model.path)
+        import edgequant
+
+        print(edgequant.summary(results))
+        print(f"\nreport: {_WORKDIR.value}/report.md")
+        return 0 if results["recommended"] else 1
     print()
     print(markdown.summary_table(results))
     print(f"\nreport: {_WORKDIR.value}/report.md")

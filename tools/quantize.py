@@ -1,7 +1,8 @@
-"""Applies one PTQ recipe to a saved Keras model: writes <recipe>.tflite and <recipe>.recipe.json.
+"""Applies one PTQ recipe to any model: writes <recipe>.tflite and <recipe>.recipe.json.
 
-  python tools/quantize.py --config=configs/mnist.py --model=runs/mnist/float.keras \
-      --recipe=uint8 --out_dir=runs/mnist
+  python tools/quantize.py --model=my_model.keras --recipe=uint8 --data=images/ \
+      --input_range=0,1 --out_dir=out
+Calibrated recipes need the user's own --data: there is no default dataset.
 """
 
 from edgequant import cli
@@ -14,10 +15,17 @@ from ml_collections import config_flags  # noqa: E402
 from edgequant.quantize import recipes  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/mnist.py", "Config (data and calibration settings).", lock_config=True
+    "config",
+    cli.project_path("configs/deploy.py"),
+    "Data and calibration settings.",
+    lock_config=True,
 )
-_MODEL = flags.DEFINE_string("model", None, "Saved float Keras model (.keras).")
+_MODEL = flags.DEFINE_string("model", None, ".keras/.h5, SavedModel folder.")
 _RECIPE = flags.DEFINE_string("recipe", None, f"One of: {', '.join(recipes.PTQ_RECIPES)}.")
+_DATA = flags.DEFINE_string("data", None, "Calibration data (image folder, .npy/.npz, ...).")
+_RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI.")
+_MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
+_STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
 _OUT = flags.DEFINE_string(
     "out_dir", ".", "Where to write <recipe>.tflite and <recipe>.recipe.json."
 )
@@ -26,24 +34,19 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    from edgequant import pipeline
-    from edgequant.data import calibration
-    from edgequant.quantize import convert
-    from edgequant.train import fit
+    from edgequant import deployment
 
     config = _CONFIG.value
-    recipe = recipes.get(_RECIPE.value, config.quantize.weights, config.quantize.calibration_size)
-    model = fit.load_model(_MODEL.value)
-    representative = None
-    if recipe.needs_calibration:
-        data = pipeline.load_data(config)
-        representative = calibration.build(
-            data.require("train"),
-            recipe.calibration_size,
-            config.seed,
-            tuple(model.input_shape[1:]),
-        )
-    path = convert.write(convert.convert(model, recipe, representative), recipe, _OUT.value)
+    config.model.path = _MODEL.value
+    for value, section, key in (
+        (_DATA.value, config.data, "path"),
+        (_RANGE.value, config.preprocess, "input_range"),
+        (_MEAN.value, config.preprocess, "mean"),
+        (_STD.value, config.preprocess, "std"),
+    ):
+        if value is not None:
+            section[key] = value
+    path = deployment.quantize_model(config, _RECIPE.value, _OUT.value)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     return 0
 

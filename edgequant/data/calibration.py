@@ -13,6 +13,7 @@ import numpy as np
 
 from edgequant import progress
 from edgequant.data import mnist, splits
+from edgequant.usermodel import shapes_match
 
 # 500 samples = 50 per MNIST class. Ranges are per-tensor min/max, which stop moving after a few
 # hundred varied samples (TF's guide suggests ~100-500); more only slows conversion, fewer risks
@@ -43,7 +44,9 @@ def validate(x: np.ndarray, input_shape: tuple[int, ...], dtype=np.float32) -> N
         raise ValueError(
             f"calibration samples have dtype {x.dtype}, model input expects {np.dtype(dtype)}"
         )
-    if tuple(x.shape[1:]) != tuple(input_shape):
+    want = tuple(input_shape)
+    got = tuple(x.shape[1:])
+    if not shapes_match(got, want):
         raise ValueError(
             f"calibration samples have shape {list(x.shape[1:])}, model input expects {list(input_shape)}"
         )
@@ -54,11 +57,15 @@ def validate(x: np.ndarray, input_shape: tuple[int, ...], dtype=np.float32) -> N
         raise ValueError(f"calibration set contains {kind} values (first at sample {first})")
 
 
-def as_generator(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """The converter's `representative_dataset`: one batch-1 sample per step."""
+def as_generator(
+    samples: dict[str, np.ndarray],
+) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
+    """The converter's `representative_dataset`: one batch-1 sample per step, keyed by the
+    signature's input names (so multi-input models need no ordering convention)."""
+    n = len(next(iter(samples.values())))
 
-    def gen() -> Iterator[list[np.ndarray]]:
-        for i in progress.track(range(len(x)), "calibrating", unit="sample"):
-            yield [x[i : i + 1]]
+    def gen() -> Iterator[dict[str, np.ndarray]]:
+        for i in progress.track(range(n), "calibrating", unit="sample"):
+            yield {k: np.asarray(v[i : i + 1], np.float32) for k, v in samples.items()}
 
     return gen

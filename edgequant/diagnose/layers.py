@@ -45,9 +45,14 @@ def _debugger(model, representative: np.ndarray, debug_x: np.ndarray, weights: s
         denylisted_nodes=list(denylist) or None, fully_quantize=False
     )
 
+    samples = convert.as_samples(convert.as_user_model(model), debug_x)
+    if len(samples) != 1:  # the debugger feeds inputs by position, not by name
+        raise ValueError("per-layer diagnosis handles one-input models only")
+    (x,) = samples.values()
+
     def debug_gen():
-        for i in range(len(debug_x)):
-            yield [debug_x[i : i + 1]]
+        for i in range(len(x)):
+            yield [x[i : i + 1]]
 
     return tf.lite.experimental.QuantizationDebugger(
         converter=conv, debug_dataset=debug_gen, debug_options=options
@@ -139,5 +144,6 @@ def denylisted_model(
     weights: str = "per_channel",
 ) -> bytes:
     """The int8 model with the given tensors' ops kept in float (selective quantization)."""
-    debugger = _debugger(model, representative, debug_x[:8], weights, denylist=tensor_names)
+    debug = {k: v[:8] for k, v in debug_x.items()} if isinstance(debug_x, dict) else debug_x[:8]
+    debugger = _debugger(model, representative, debug, weights, denylist=tensor_names)
     return debugger.get_nondebug_quantized_model()

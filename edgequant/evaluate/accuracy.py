@@ -15,6 +15,7 @@ import numpy as np
 
 from edgequant import progress
 from edgequant.evaluate.inspect import load_interpreter
+from edgequant.evaluate.runner import dequantize, quantize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,18 +35,6 @@ class Accuracy:
             "seconds": self.seconds,
             "images_per_s": self.images_per_s,
         }
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
-    """float -> integer tensor values: round(x / scale) + zero_point, saturated to the dtype."""
-    info = np.iinfo(dtype)
-    q = np.round(x / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """integer -> float; int64 first so uint8 minus zero point cannot wrap around."""
-    return (scale * (q.astype(np.int64) - zero_point)).astype(np.float32)
 
 
 class BatchedModel:

@@ -18,19 +18,35 @@ from edgequant.data import calibration
 from edgequant.quantize.recipes import Granularity, Mode, Recipe
 
 
-def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
-    """A TFLiteConverter configured for `recipe` (from a tf_keras model)."""
+def as_user_model(model):
+    """A UserModel for a Keras model (tf_keras or Keras 3); a UserModel stays as it is."""
+    from edgequant import usermodel
+
+    return model if isinstance(model, usermodel.UserModel) else usermodel.from_keras(model)
+
+
+def as_samples(model, representative) -> dict[str, np.ndarray]:
+    """Calibration samples keyed by input name; a bare array feeds a one-input model."""
+    if isinstance(representative, dict):
+        return representative
+    names = model.input_names
+    if len(names) != 1:
+        raise UserError(f"the model has {len(names)} inputs: give calibration samples by name")
+    return {names[0]: np.asarray(representative)}
+
+
+def make_converter(model, recipe: Recipe, representative=None):
+    """A TFLiteConverter configured for `recipe`, from any convertible model (UserModel or Keras).
+
+    `representative` is {input name: float32 [n, ...]} (or one array for a one-input model).
+    """
     import tensorflow as tf
 
+    model = as_user_model(model)
     mode = recipe.mode
-    if mode in (Mode.INT8, Mode.UINT8):
-        # Integer-only accelerators (Edge TPU, NPUs) need static shapes: trace with batch 1.
-        # The interpreter can still resize the batch for evaluation on the CPU.
-        spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
-        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-    else:
-        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    # Integer-only accelerators (Edge TPU, NPUs) need static shapes: trace with batch 1.
+    # The interpreter can still resize the batch for evaluation on the CPU.
+    conv = model.converter(batch=1 if mode in (Mode.INT8, Mode.UINT8) else None)
     if mode is Mode.FP32:
         return conv
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -39,9 +55,13 @@ def make_converter(model, recipe: Recipe, representative: np.ndarray | None):
     if recipe.needs_calibration:
         if representative is None:
             raise UserError(f"recipe {recipe.name} needs a representative dataset")
-        calibration.validate(representative, tuple(model.input_shape[1:]))
+        samples = as_samples(model, representative)
+        for t in model.inputs:
+            if t.name not in samples:
+                raise UserError(f"no calibration samples for input '{t.name}'")
+            calibration.validate(samples[t.name], t.sample_shape)
         conv.representative_dataset = calibration.as_generator(
-            representative[: recipe.calibration_size]
+            {k: v[: recipe.calibration_size] for k, v in samples.items()}
         )
     if mode in (Mode.INT8, Mode.UINT8):
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -1,0 +1,587 @@
+"""The user's data, from wherever it lives, as one typed stream of model-ready samples.
+
+Every source (an image folder, `.npy`/`.npz` arrays, a TFRecord of tf.train.Example, MNIST IDX
+files, a Python callable `module:function`) becomes a `Source`: a known number of records,
+labels when there are any, and `batches(indices)` yielding `({input name: float32 batch},
+labels)`. Splits are index sets over a source, so the pipeline never asks where the data came
+from, and a folder of 100,000 images streams through tf.data with memory bounded by the batch:
+files are decoded in the pipeline (AUTOTUNE), never loaded as a whole.
+
+Samples are keyed by the model's input names, so multi-input models need no special case.
+Images go through the model's `Preprocessing` spec; arrays are taken as model-ready inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgequant.cli import UserError
+from edgequant.data.preprocess import Preprocessing, apply_batch, apply_tf
+from edgequant.usermodel import shapes_match
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
+KINDS = ("auto", "images", "arrays", "tfrecord", "mnist", "callable")
+Batch = tuple[dict[str, np.ndarray], "np.ndarray | None"]
+
+
+@dataclasses.dataclass
+class Source:
+    """N records of model-ready samples; subclasses say how a batch of them is produced."""
+
+    kind: str
+    description: str
+    input_names: list[str]
+    size: int
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+    corrupt: list[str] = dataclasses.field(default_factory=list)  # skipped files
+    preprocessing: Preprocessing | None = None
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        return {
+            "kind": self.kind,
+            "source": self.description,
+            "n": self.size,
+            "labels": self.labels is not None,
+            "classes": len(self.class_names) if self.class_names else None,
+            "corrupt_skipped": len(self.corrupt),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A seeded subset of a source's records (sorted indices)."""
+
+    source: Source
+    indices: np.ndarray
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        return None if self.source.labels is None else self.source.labels[self.indices]
+
+    def batches(self, batch_size: int = 64) -> Iterator[Batch]:
+        return self.source.batches(self.indices, batch_size)
+
+    def arrays(self) -> Batch:
+        """Materializes the whole split: only for small splits (calibration, statistics)."""
+        parts = list(self.batches(256))
+        if not parts:
+            raise UserError(f"the {self.name} split of {self.source.description} is empty")
+        x = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+        return x, y
+
+    def subset(self, n: int, seed: int, name: str | None = None) -> Split:
+        """n records, class-stratified when labelled, seeded; all of them when n >= len."""
+        from edgequant.data import splits
+
+        if n >= len(self):
+            return Split(self.source, self.indices, name or self.name)
+        if self.labels is not None:
+            chosen = splits.stratified_sample(self.labels, n, seed)
+        else:
+            chosen = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return Split(self.source, self.indices[chosen], name or self.name)
+
+
+def holdout(source: Source, fraction: float, seed: int) -> tuple[Split, Split]:
+    """(calibration, evaluation): a seeded `fraction` of the records is held out for evaluation
+    and never used for calibration (stratified by class when labelled)."""
+    from edgequant.data import splits
+
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    if source.labels is not None:
+        cal, ev = splits.stratified_split(source.labels, [1 - fraction], seed)
+    else:
+        perm = np.random.default_rng(seed).permutation(source.size)
+        cut = int(round(source.size * (1 - fraction)))
+        cal, ev = np.sort(perm[:cut]), np.sort(perm[cut:])
+    if len(cal) == 0 or len(ev) == 0:
+        raise UserError(
+            f"{source.description} has {source.size} sample(s): too few to hold out "
+            f"{fraction:.0%} for evaluation; pass --eval_data"
+        )
+    return Split(source, cal, "calibration"), Split(source, ev, "evaluation")
+
+
+def everything(source: Source, name: str) -> Split:
+    return Split(source, np.arange(source.size), name)
+
+
+# --- arrays -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ArraySource(Source):
+    arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(indices), batch_size):
+            sel = indices[start : start + batch_size]
+            x = {k: np.asarray(v[sel], dtype=np.float32) for k, v in self.arrays.items()}
+            yield x, None if self.labels is None else self.labels[sel]
+
+
+@dataclasses.dataclass
+class ImageArraySource(Source):
+    """uint8 images in memory (MNIST): the image preprocessing runs batch by batch."""
+
+    images: np.ndarray = None
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        (name,) = self.input_names
+        for start in range(0, len(indices), batch_size):
+            sel = indices[start : start + batch_size]
+            x = apply_batch(self.images[sel], self.preprocessing)
+            yield {name: x}, None if self.labels is None else self.labels[sel]
+
+
+def _single_input(inputs, what: str):
+    if len(inputs) != 1:
+        names = ", ".join(t.name for t in inputs)
+        raise UserError(
+            f"{what} feeds one input, the model has {len(inputs)} ({names}): "
+            "give an .npz with one array per input name"
+        )
+    return inputs[0]
+
+
+def check_shape(name: str, got: Sequence[int], want: Sequence[int | None], where: str) -> None:
+    """Refuses data that cannot feed the input, naming both shapes."""
+    if not shapes_match(got, want):
+        raise UserError(
+            f"{where}: samples for input '{name}' have shape {list(got)}, the model expects "
+            f"{[w if w is not None else -1 for w in want]}"
+        )
+
+
+def _labels_from(arr, n: int, where: str) -> np.ndarray:
+    y = np.asarray(arr)
+    if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{where}: 'labels' must be {n} integers, got {y.dtype} {list(y.shape)}")
+    return y.astype(np.int64)
+
+
+def open_arrays(path: Path, inputs) -> ArraySource:
+    """`.npy` (one input) or `.npz` (one array per input name, optional `labels`)."""
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot read arrays from {path}: {e}") from None
+    if isinstance(data, np.ndarray):
+        arrays = {_single_input(inputs, f"{path.name} (one array)").name: data}
+        labels = None
+    else:
+        keys = list(data.keys())
+        labels = None
+        names = [k for k in keys if k != "labels"]
+        if len(inputs) == 1 and len(names) == 1:
+            arrays = {inputs[0].name: data[names[0]]}
+        else:
+            missing = [t.name for t in inputs if t.name not in names]
+            if missing:
+                raise UserError(
+                    f"{path.name} has arrays {names}; the model's inputs are "
+                    f"{[t.name for t in inputs]} (missing {missing})"
+                )
+            arrays = {t.name: data[t.name] for t in inputs}
+        if "labels" in keys:
+            n = len(next(iter(arrays.values())))
+            labels = _labels_from(data["labels"], n, path.name)
+    sizes = {k: len(v) for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise UserError(f"{path.name}: arrays have different lengths {sizes}")
+    for t in inputs:
+        check_shape(t.name, arrays[t.name].shape[1:], t.sample_shape, path.name)
+    n = next(iter(sizes.values()))
+    return ArraySource(
+        "arrays", f"arrays:{path}", [t.name for t in inputs], n, labels, None, [], None, arrays
+    )
+
+
+# --- image folders ----------------------------------------------------------------------------
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return any(head.startswith(m) for m in _MAGIC) and path.stat().st_size > 32
+
+
+@dataclasses.dataclass
+class FolderSource(Source):
+    paths: np.ndarray = None
+
+    def dataset(self, indices: np.ndarray, batch_size: int):
+        """The tf.data pipeline: read -> decode -> preprocess, parallel, batched, prefetched."""
+        import tensorflow as tf
+
+        spec = self.preprocessing
+        paths = self.paths[indices]
+        labels = self.labels[indices] if self.labels is not None else np.full(len(paths), -1)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+
+        def load(path, label):
+            raw = tf.io.read_file(path)
+            img = tf.io.decode_image(raw, channels=spec.channels, expand_animations=False)
+            return apply_tf(img, spec), label
+
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.ignore_errors()  # a file that passed the header check but does not decode
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        (name,) = self.input_names
+        seen = 0
+        for x, y in self.dataset(indices, batch_size).as_numpy_iterator():
+            seen += len(y)
+            yield {name: x}, (None if self.labels is None else y)
+        if seen < len(indices):
+            log.warning("%d image(s) failed to decode and were skipped", len(indices) - seen)
+
+
+def open_folder(
+    path: Path, inputs, preprocessing: Preprocessing, max_corrupt: float = 0.01
+) -> FolderSource:
+    """Class subfolders (sorted names = class indices) or a flat folder (unlabelled)."""
+    inp = _single_input(inputs, f"image folder {path}")
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[Path] = []
+    labels: list[int] = []
+    class_names = None
+    if subdirs:
+        class_names = [d.name for d in subdirs]
+        for i, d in enumerate(subdirs):
+            found = sorted(
+                p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            files += found
+            labels += [i] * len(found)
+        if len(class_names) == 1:
+            raise UserError(
+                f"{path} has one class folder ('{class_names[0]}'): labelled data needs two "
+                "or more; for unlabelled images use a flat folder"
+            )
+    else:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+    ok = np.array([_looks_like_image(p) for p in files])
+    corrupt = [str(p) for p, good in zip(files, ok, strict=True) if not good]
+    if len(corrupt) > max_corrupt * len(files):
+        raise UserError(
+            f"{len(corrupt)} of {len(files)} images in {path} are not PNG/JPEG/BMP "
+            f"(first: {corrupt[0]}); at most {max_corrupt:.0%} may be skipped"
+        )
+    for c in corrupt:
+        log.warning("skipping unreadable image %s", c)
+    kept = [str(p) for p, good in zip(files, ok, strict=True) if good]
+    y = (
+        np.asarray([lab for lab, good in zip(labels, ok, strict=True) if good], np.int64)
+        if labels
+        else None
+    )
+    check_shape(
+        inp.name, (*preprocessing.size, preprocessing.channels), inp.sample_shape, str(path)
+    )
+    kind = "images" if y is not None else "images (unlabelled)"
+    return FolderSource(
+        kind,
+        f"folder:{path}",
+        [inp.name],
+        len(kept),
+        y,
+        class_names,
+        corrupt,
+        preprocessing,
+        np.asarray(kept),
+    )
+
+
+# --- TFRecord ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TFRecordSource(Source):
+    files: list[str] = None
+    features: dict[str, str] = None  # input name -> feature key
+    label_key: str = "label"
+    shapes: dict[str, tuple] = None
+    kinds: dict[str, str] = None  # feature key -> float_list | int64_list | bytes_list
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        import tensorflow as tf
+
+        mask = np.zeros(self.size, bool)
+        mask[indices] = True
+        mask_t = tf.constant(mask)
+        ds = tf.data.TFRecordDataset(self.files).enumerate()
+        ds = ds.filter(lambda i, _: tf.gather(mask_t, i)).map(
+            lambda i, rec: self._decode(rec), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        for x, y in ds.batch(batch_size).prefetch(2).as_numpy_iterator():
+            yield x, (None if self.labels is None else y)
+
+    def _decode(self, record):
+        import tensorflow as tf
+
+        example = tf.io.parse_single_example(
+            record,
+            {
+                **{
+                    key: tf.io.VarLenFeature(tf.float32)
+                    if self.kinds[key] == "float_list"
+                    else tf.io.VarLenFeature(tf.int64)
+                    if self.kinds[key] == "int64_list"
+                    else tf.io.FixedLenFeature([], tf.string)
+                    for key in self.features.values()
+                },
+                **(
+                    {self.label_key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+                    if self.labels is not None
+                    else {}
+                ),
+            },
+        )
+        x = {}
+        for name, key in self.features.items():
+            v = example[key]
+            kind = self.kinds[key]
+            if kind == "bytes_list":  # an encoded image
+                img = tf.io.decode_image(
+                    v, channels=self.preprocessing.channels, expand_animations=False
+                )
+                x[name] = apply_tf(img, self.preprocessing)
+            else:
+                x[name] = tf.reshape(tf.cast(tf.sparse.to_dense(v), tf.float32), self.shapes[name])
+        y = example[self.label_key] if self.labels is not None else tf.constant(-1, tf.int64)
+        return x, y
+
+
+def open_tfrecord(
+    files: list[Path],
+    inputs,
+    feature_keys: dict[str, str],
+    label_key: str,
+    preprocessing_for: Callable[[], Preprocessing],
+) -> TFRecordSource:
+    """TFRecord files of tf.train.Example; each input is a float/int64 list of the input's
+    size or an encoded image (bytes), under a configurable feature key (default: its name)."""
+    import tensorflow as tf
+
+    features = {t.name: feature_keys.get(t.name, t.name) for t in inputs}
+    first = None
+    n = 0
+    labels = []
+    try:
+        for rec in tf.data.TFRecordDataset([str(f) for f in files]).as_numpy_iterator():
+            ex = tf.train.Example.FromString(rec)
+            first = first or ex
+            n += 1
+            if label_key in ex.features.feature:
+                labels.append(ex.features.feature[label_key].int64_list.value[0])
+    except tf.errors.OpError as e:
+        raise UserError(f"cannot read TFRecord {files[0]}: {e.message.splitlines()[0]}") from None
+    if n == 0:
+        raise UserError(f"no records in {', '.join(map(str, files))}")
+    kinds, shapes, spec = {}, {}, None
+    for t in inputs:
+        key = features[t.name]
+        if key not in first.features.feature:
+            raise UserError(
+                f"TFRecord has no feature '{key}' for input '{t.name}'; it has "
+                f"{sorted(first.features.feature)} (set --tfrecord_features=INPUT:KEY)"
+            )
+        kind = first.features.feature[key].WhichOneof("kind")
+        kinds[key] = kind
+        if kind == "bytes_list":
+            spec = preprocessing_for()
+        else:
+            shapes[t.name] = tuple(int(d) for d in t.sample_shape)
+            size = len(getattr(first.features.feature[key], kind).value)
+            if None in t.sample_shape or size != int(np.prod(t.sample_shape)):
+                check_shape(t.name, (size,), t.sample_shape, f"TFRecord feature '{key}'")
+    y = np.asarray(labels, np.int64) if len(labels) == n else None
+    src = TFRecordSource(
+        "tfrecord",
+        f"tfrecord:{','.join(map(str, files))}",
+        [t.name for t in inputs],
+        n,
+        y,
+        None,
+        [],
+        spec,
+        [str(f) for f in files],
+        features,
+        label_key,
+        shapes,
+        kinds,
+    )
+    return src
+
+
+# --- MNIST and callables ----------------------------------------------------------------------
+
+
+def open_mnist(
+    data_dir: str, inputs, preprocessing: Preprocessing, seed: int, download: bool
+) -> dict[str, ImageArraySource]:
+    """The MNIST resolver's splits as image sources (one per split present)."""
+    from edgequant.data import mnist
+
+    inp = _single_input(inputs, "MNIST")
+    ds = mnist.load(data_dir, download, seed)
+    out = {}
+    for part in ("train", "val", "test"):
+        s = getattr(ds, part)
+        if s is not None and len(s):
+            out[part] = ImageArraySource(
+                "mnist",
+                ds.source,
+                [inp.name],
+                len(s),
+                s.y,
+                [str(i) for i in range(mnist.NUM_CLASSES)],
+                [],
+                preprocessing,
+                s.x,
+            )
+    return out
+
+
+@dataclasses.dataclass
+class CallableSource(Source):
+    fn: Callable = None
+    shapes: dict[str, tuple] = None
+
+    def _samples(self) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+        for item in self.fn():
+            x, y = item if isinstance(item, tuple) and len(item) == 2 else (item, -1)
+            if not isinstance(x, dict):
+                x = {self.input_names[0]: x}
+            yield {k: np.asarray(x[k], np.float32) for k in self.input_names}, int(y)
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        wanted = set(indices.tolist())
+        xs: list[dict] = []
+        ys: list[int] = []
+        for i, (x, y) in enumerate(self._samples()):
+            if i in wanted:
+                xs.append(x)
+                ys.append(y)
+            if len(xs) == batch_size:
+                yield self._stack(xs, ys)
+                xs, ys = [], []
+        if xs:
+            yield self._stack(xs, ys)
+
+    def _stack(self, xs, ys) -> Batch:
+        x = {k: np.stack([s[k] for s in xs]) for k in self.input_names}
+        return x, (None if self.labels is None else np.asarray(ys, np.int64))
+
+
+def open_callable(spec: str, inputs) -> CallableSource:
+    """`module:function` (the module importable from the current directory or PYTHONPATH),
+    returning an iterable of samples: an array (one input), a dict by input name, or a
+    (sample, label) pair. It is called once per pass over the data."""
+    module_name, _, fn_name = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        fn = getattr(importlib.import_module(module_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"cannot import data callable '{spec}': {e}") from None
+    src = CallableSource("callable", f"callable:{spec}", [t.name for t in inputs], 0, fn=fn)
+    n, labels = 0, []
+    for x, y in src._samples():
+        if n == 0:
+            for t in inputs:
+                check_shape(t.name, x[t.name].shape, t.sample_shape, spec)
+        labels.append(y)
+        n += 1
+    if n == 0:
+        raise UserError(f"data callable '{spec}' yielded no samples")
+    src.size = n
+    src.labels = np.asarray(labels, np.int64) if min(labels) >= 0 else None
+    return src
+
+
+# --- one entry point --------------------------------------------------------------------------
+
+
+def detect_kind(path: str) -> str:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if (p / "mnist.npz").is_file() or any(p.glob("t10k-images*")):
+            return "mnist"
+        if any(p.glob("*.tfrecord")) or any(p.glob("*.tfrec")):
+            return "tfrecord"
+        return "images"
+    if p.is_file():
+        with open(p, "rb") as f:
+            head = f.read(6)
+        if head == b"\x93NUMPY" or head[:2] == b"PK":
+            return "arrays"
+        if p.suffix.lower() in (".tfrecord", ".tfrec", ".tfrecords"):
+            return "tfrecord"
+        raise UserError(
+            f"{p}: not a data source edgequant reads (image folder, .npy/.npz, "
+            ".tfrecord, MNIST folder, or module:function)"
+        )
+    if ":" in path and not path.startswith(("/", ".")):
+        return "callable"
+    raise FileNotFoundError(f"data not found: {path}")
+
+
+def open_source(
+    path: str,
+    inputs,
+    preprocessing_for: Callable[[], Preprocessing],
+    *,
+    kind: str = "auto",
+    tfrecord_features: dict[str, str] | None = None,
+    label_key: str = "label",
+    max_corrupt: float = 0.01,
+) -> Source:
+    """Opens any supported source for a model with `inputs`; `preprocessing_for()` gives the
+    image spec and is only called for image data (it refuses when the mapping is unknown)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind '{kind}'; valid: {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = detect_kind(path)
+    p = Path(path).expanduser()
+    if kind == "images":
+        return open_folder(p, inputs, preprocessing_for(), max_corrupt)
+    if kind == "arrays":
+        return open_arrays(p, inputs)
+    if kind == "tfrecord":
+        files = sorted(p.glob("*.tfrec*")) if p.is_dir() else [p]
+        return open_tfrecord(files, inputs, tfrecord_features or {}, label_key, preprocessing_for)
+    if kind == "callable":
+        return open_callable(path, inputs)
+    if kind == "mnist":
+        parts = open_mnist(str(p), inputs, preprocessing_for(), 0, False)
+        return parts.get("test") or next(iter(parts.values()))
+    raise AssertionError(kind)

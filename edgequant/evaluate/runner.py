@@ -1,0 +1,136 @@
+"""A .tflite model run on float batches by name, through its signature runner.
+
+Converted models name their output tensors `StatefulPartitionedCall:0`, `...:1` in an order
+that is not the model's output order; only the signature maps them back to the model's own
+names, so every read here goes through `get_signature_runner`, never through tensor order or
+shape. Integer inputs are quantized and integer outputs dequantized with each tensor's own
+scale and zero point, exactly as a deployed application must. Batches run whole when the model
+allows resizing; a model traced with a fixed batch of 1 (the Edge TPU form) falls back to one
+sample per invoke.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgequant.cli import UserError
+from edgequant.data.sources import check_shape
+from edgequant.evaluate.inspect import load_interpreter
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """float -> integer tensor values: round(x / scale) + zero_point, saturated to the dtype."""
+    info = np.iinfo(dtype)
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """integer -> float; int64 first so uint8 minus zero point cannot wrap around."""
+    return (scale * (q.astype(np.int64) - zero_point)).astype(np.float32)
+
+
+def _info(name: str, detail: dict):
+    from edgequant.usermodel import TensorInfo
+
+    sig = detail.get("shape_signature", detail["shape"])
+    shape = tuple(None if int(d) < 0 else int(d) for d in sig)
+    return TensorInfo(name, shape, np.dtype(detail["dtype"]).name)
+
+
+class SignatureModel:
+    """Batched float-in, float-out inference over one signature of a .tflite model."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        signature: str | None = None,
+    ):
+        self.path = str(path)
+        self.interp = load_interpreter(path, num_threads)
+        sigs = self.interp.get_signature_list()
+        self.runner = None
+        if sigs:
+            if signature is None or signature not in sigs:
+                if signature not in (None, "serving_default"):
+                    raise UserError(
+                        f"{path} has no signature '{signature}'; "
+                        f"available: {', '.join(sorted(sigs))}"
+                    )
+                signature = "serving_default" if "serving_default" in sigs else next(iter(sigs))
+            self.runner = self.interp.get_signature_runner(signature)
+            self.input_details = self.runner.get_input_details()
+            self.output_details = self.runner.get_output_details()
+        else:
+            # Models from TF1-era converters (many published .tflite files) carry no
+            # signature: their tensor names are then the only names there are.
+            signature = ""
+            self.input_details = {d["name"]: d for d in self.interp.get_input_details()}
+            self.output_details = {d["name"]: d for d in self.interp.get_output_details()}
+        self.signature = signature
+        self.inputs = [_info(n, d) for n, d in sorted(self.input_details.items())]
+        self.outputs = [_info(n, d) for n, d in sorted(self.output_details.items())]
+        self.batch_size = max(1, int(batch_size))
+
+    @property
+    def input_dtype(self) -> str:
+        return self.inputs[0].dtype
+
+    def _prepare(self, name: str, x: np.ndarray) -> np.ndarray:
+        d = self.input_details[name]
+        dtype = d["dtype"]
+        if np.issubdtype(dtype, np.integer) and d["quantization"][0]:
+            scale, zp = d["quantization"]
+            return quantize(x, scale, zp, dtype)
+        return np.asarray(x).astype(dtype, copy=False)
+
+    def _finish(self, name: str, y: np.ndarray) -> np.ndarray:
+        d = self.output_details[name]
+        if np.issubdtype(y.dtype, np.integer) and d["quantization"][0]:
+            return dequantize(y, *d["quantization"])
+        return np.asarray(y, dtype=np.float32)
+
+    def _invoke(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.runner is not None:
+            out = self.runner(**feed)
+            return {k: np.array(v) for k, v in out.items()}
+        for name, x in feed.items():
+            d = self.input_details[name]
+            if tuple(self.interp.get_tensor(d["index"]).shape) != x.shape:
+                self.interp.resize_tensor_input(d["index"], list(x.shape))
+                self.interp.allocate_tensors()
+            self.interp.set_tensor(d["index"], x)
+        self.interp.invoke()
+        return {k: self.interp.get_tensor(d["index"]) for k, d in self.output_details.items()}
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Float outputs by output name for float inputs by input name (any batch length)."""
+        missing = set(self.input_details) - set(inputs)
+        if missing:
+            raise UserError(
+                f"{Path(self.path).name}: no data for input(s) {sorted(missing)}; "
+                f"data has {sorted(inputs)}"
+            )
+        n = len(next(iter(inputs.values())))
+        for name, d in self.input_details.items():
+            check_shape(name, inputs[name].shape[1:], _info(name, d).sample_shape, self.path)
+        outs: dict[str, list[np.ndarray]] = {k: [] for k in self.output_details}
+        start = 0
+        while start < n:
+            b = self.batch_size
+            feed = {k: self._prepare(k, v[start : start + b]) for k, v in inputs.items()}
+            try:
+                result = self._invoke(feed)
+            except (ValueError, RuntimeError):
+                if self.batch_size == 1:
+                    raise
+                self.batch_size = 1  # a fixed batch of 1: fall back, once
+                continue
+            for k, v in result.items():
+                outs[k].append(self._finish(k, v))
+            start += len(next(iter(feed.values())))
+        return {k: np.concatenate(v) for k, v in outs.items()}

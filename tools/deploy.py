@@ -1,0 +1,65 @@
+"""Your model, your data: a verified Edge TPU or CPU bundle in --out_dir.
+
+  python tools/deploy.py --model=my_model.keras --data=images/ --input_range=0,1 \
+      --target=edgetpu --out_dir=bundle
+  python tools/deploy.py --model=saved_model_dir --data=calib.npz --eval_data=eval.npz \
+      --target=cpu --out_dir=bundle
+Any key of configs/deploy.py can be set too, e.g. --config.budget.max_drop_pp=0.5.
+"""
+
+from edgequant import cli
+
+cli.quiet_tensorflow()
+
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", cli.project_path("configs/deploy.py"), "Deployment settings.", lock_config=True
+)
+_MODEL = flags.DEFINE_string("model", None, ".keras/.h5 file, SavedModel folder or float .tflite.")
+_DATA = flags.DEFINE_string(
+    "data", None, "Calibration data: image folder, .npy/.npz, .tfrecord, module:function."
+)
+_EVAL = flags.DEFINE_string("eval_data", None, "Evaluation data (default: held out of --data).")
+_RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI, e.g. 0,1.")
+_MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
+_STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
+_COLOR = flags.DEFINE_enum("color", None, ["rgb", "grayscale"], "Images: color mode.")
+_RESIZE = flags.DEFINE_string("resize", None, "Images: H,W (default: the model's input size).")
+_SIGNATURE = flags.DEFINE_string("signature", None, "SavedModel signature (serving_default).")
+_TARGET = flags.DEFINE_enum("target", None, ["edgetpu", "cpu"], "Deployment target.")
+_OUT = flags.DEFINE_string("out_dir", None, "Where the bundle is written.")
+flags.mark_flags_as_required(["model", "out_dir"])
+cli.define_verbose_flag()
+
+# flag -> config key: the flags are shorthands for configs/deploy.py, one home for defaults.
+_SHORTHANDS = (
+    (_MODEL, "model.path"),
+    (_DATA, "data.path"),
+    (_EVAL, "data.eval_path"),
+    (_RANGE, "preprocess.input_range"),
+    (_MEAN, "preprocess.mean"),
+    (_STD, "preprocess.std"),
+    (_COLOR, "preprocess.color"),
+    (_RESIZE, "preprocess.resize"),
+    (_SIGNATURE, "model.signature"),
+    (_TARGET, "target"),
+)
+
+
+def main(argv):
+    import edgequant
+
+    config = _CONFIG.value
+    for flag, key in _SHORTHANDS:
+        if flag.value is not None:
+            section, name = key.split(".") if "." in key else (None, key)
+            (config[section] if section else config)[name] = flag.value
+    result = edgequant.deploy_config(config, _OUT.value)
+    print(edgequant.summary(result))
+    return 0 if result["recommended"] else 1
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -13,6 +13,7 @@ import edgequant
 from edgequant import usermodel
 from edgequant.cli import UserError
 from edgequant.data import preprocess, sources
+from edgequant.data.folders import write_image_folder
 from tests.conftest import assert_one_line_error, run_tool
 
 QUICK = {"bench.enabled": False, "recovery.enabled": False}
@@ -30,26 +31,12 @@ def _tf_keras():
     return tf_keras
 
 
-def _write_images(root, images, labels=None, fmt="png"):
-    """uint8 [N, H, W(, C)] -> files; class subfolders named c<label> when labelled."""
-    import tensorflow as tf
-
-    encode = tf.io.encode_png if fmt == "png" else tf.io.encode_jpeg
-    root.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(images):
-        img = img if img.ndim == 3 else img[..., None]
-        folder = root if labels is None else root / f"c{labels[i]}"
-        folder.mkdir(exist_ok=True)
-        tf.io.write_file(str(folder / f"{i:05d}.{fmt}"), encode(img))
-    return root
-
-
 @pytest.fixture(scope="module")
 def digit_folder(digits, tmp_path_factory):
     """300 real digits as PNG class folders (c0..c9), 30 per class."""
     idx = np.concatenate([np.flatnonzero(digits.train.y == c)[:30] for c in range(10)])
     root = tmp_path_factory.mktemp("data") / "digits"
-    return _write_images(root, digits.train.x[idx], digits.train.y[idx])
+    return write_image_folder(root, digits.train.x[idx], digits.train.y[idx])
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +222,7 @@ def test_h5_with_a_flat_unlabelled_jpeg_folder_reports_agreement_and_sqnr(
     tiny_model, digits, tmp_path
 ):
     tiny_model.save(tmp_path / "legacy.h5")
-    flat = _write_images(tmp_path / "flat", digits.val.x[:120], fmt="jpg")
+    flat = write_image_folder(tmp_path / "flat", digits.val.x[:120], fmt="jpg")
     result = edgequant.deploy(
         tmp_path / "legacy.h5", flat, tmp_path / "out", input_range=(0, 1), **QUICK
     )
@@ -254,7 +241,7 @@ def test_rgb_mobilenet_v2_on_jpeg_folders_resizes_and_normalizes(digits, tmp_pat
     )
     model.save(tmp_path / "mnv2.keras")
     rgb = np.repeat(digits.train.x[:90, ..., None], 3, axis=-1)
-    folder = _write_images(tmp_path / "rgb", rgb, np.arange(90) % 3, fmt="jpg")
+    folder = write_image_folder(tmp_path / "rgb", rgb, np.arange(90) % 3, fmt="jpg")
     result = edgequant.deploy(
         tmp_path / "mnv2.keras",
         folder,
@@ -435,7 +422,7 @@ def test_deploy_empty_folder_is_refused(keras3_digit_model, tmp_path):
 
 
 def test_deploy_single_class_folder_is_refused(keras3_digit_model, digits, tmp_path):
-    _write_images(tmp_path / "one", digits.train.x[:5], np.zeros(5, int))
+    write_image_folder(tmp_path / "one", digits.train.x[:5], np.zeros(5, int))
     proc = deploy_tool(
         keras3_digit_model,
         f"--data={tmp_path / 'one'}",
@@ -449,7 +436,7 @@ def test_corrupt_images_are_skipped_and_counted_or_refused_above_the_threshold(
     keras3_digit_model, digits, tmp_path
 ):
     idx = np.arange(0, 200 * 17, 17)  # the stored digits are grouped by class: spread the pick
-    folder = _write_images(tmp_path / "some_bad", digits.train.x[idx], digits.train.y[idx])
+    folder = write_image_folder(tmp_path / "some_bad", digits.train.x[idx], digits.train.y[idx])
     (folder / "c3" / "broken.png").write_bytes(b"\x00garbage" * 10)
     result = edgequant.deploy(
         keras3_digit_model, folder, tmp_path / "out", input_range=(0, 1), **QUICK
@@ -464,7 +451,7 @@ def test_corrupt_images_are_skipped_and_counted_or_refused_above_the_threshold(
 
 def test_class_count_mismatch_is_refused(tiny_model, digits, tmp_path):
     tiny_model.save(tmp_path / "ten.keras")
-    folder = _write_images(tmp_path / "three", digits.train.x[:30], np.arange(30) % 3)
+    folder = write_image_folder(tmp_path / "three", digits.train.x[:30], np.arange(30) % 3)
     with pytest.raises(UserError, match="labels have 3 classes but no model output has 3"):
         edgequant.deploy(
             tmp_path / "ten.keras", folder, tmp_path / "out", input_range=(0, 1), **QUICK

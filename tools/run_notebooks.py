@@ -21,6 +21,7 @@ SMALL = {
     },
     "02": {"epochs": 1, "qat_epochs": 1, "workdir": "runs/notebooks/nb02"},
     "03": {"epochs": 1, "bench_min_secs": 0.05, "workdir": "runs/notebooks/nb03"},
+    "04": {"epochs": 1, "bench_min_secs": 0.05, "workdir": "runs/notebooks/nb04"},
 }
 
 

@@ -1,0 +1,124 @@
+"""Throughput of evaluating an image folder through edgequant vs a bare tf.data + LiteRT loop.
+
+  python tools/bench_folder_eval.py --model=bundle/uint8.tflite --folder=images/ \
+      --input_range=0,1 [--output_json=F]
+
+Both sides decode the same PNG/JPEG files with tf.data and invoke the same model with the same
+batch; the bare loop does nothing else (no quantization helpers, no metrics, no labels
+bookkeeping), so the ratio is edgequant's own overhead. Peak RSS is reported for the whole
+process: the folder streams, so it is bounded by the batch, not by the number of images.
+"""
+
+from edgequant import cli
+
+cli.quiet_tensorflow()
+
+from absl import flags  # noqa: E402
+
+_MODEL = flags.DEFINE_string("model", None, "A .tflite classifier.")
+_FOLDER = flags.DEFINE_string("folder", None, "Image folder (class subfolders).")
+_RANGE = flags.DEFINE_string("input_range", "0,1", "Pixel 0..255 -> LO,HI.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Images per invoke, both sides.")
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating runs of each side; the best counts.")
+_OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
+flags.mark_flags_as_required(["model", "folder"])
+cli.define_verbose_flag()
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, float]:
+    """tf.data decode + preprocess, then set_tensor/invoke/get_tensor, nothing else."""
+    import time
+
+    import numpy as np
+
+    from edgequant.evaluate.inspect import load_interpreter
+
+    interp = load_interpreter(model_path)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    scale, zp = inp["quantization"]
+    ds = folder_source.dataset(np.arange(folder_source.size), batch_size)
+    n = 0
+    start = time.perf_counter()
+    for x, _ in ds.as_numpy_iterator():
+        if len(x) != batch_size or tuple(inp["shape"]) != (batch_size, *x.shape[1:]):
+            interp.resize_tensor_input(inp["index"], list(x.shape))
+            interp.allocate_tensors()
+            inp = interp.get_input_details()[0]
+        q = np.clip(np.round(x / scale) + zp, 0, 255).astype(inp["dtype"]) if scale else x
+        interp.set_tensor(inp["index"], q)
+        interp.invoke()
+        interp.get_tensor(out["index"])
+        n += len(x)
+    return n, time.perf_counter() - start
+
+
+def edgequant_eval(model_path: str, split, batch_size: int, class_names) -> tuple[dict, float]:
+    import time
+
+    from edgequant.evaluate import metrics
+    from edgequant.evaluate.runner import SignatureModel
+
+    model = SignatureModel(model_path, batch_size)
+    labels_output = metrics.classifier_output(model.outputs, len(class_names))
+    start = time.perf_counter()
+    result = metrics.evaluate(
+        split,
+        {"m": model},
+        "m",
+        labels_output=labels_output,
+        num_classes=len(class_names),
+        batch_size=batch_size,
+    )["m"]
+    return result, time.perf_counter() - start
+
+
+def main(argv):
+    import json
+    import platform
+
+    from edgequant import usermodel
+    from edgequant.data import preprocess, sources
+
+    model = usermodel.load(_MODEL.value)
+    (inp,) = model.inputs
+    spec = preprocess.resolve(
+        inp.sample_shape, False, input_range=preprocess.parse_floats(_RANGE.value, "input_range")
+    )
+    src = sources.open_source(_FOLDER.value, model.inputs, lambda: spec)
+    split = sources.everything(src, "all")
+    best_eq, best_bare, result = float("inf"), float("inf"), None
+    for _ in range(_REPEATS.value):
+        n_bare, t_bare = bare_loop(_MODEL.value, src, _BATCH.value)
+        result, t_eq = edgequant_eval(_MODEL.value, split, _BATCH.value, src.class_names)
+        best_bare, best_eq = min(best_bare, t_bare), min(best_eq, t_eq)
+    report = {
+        "images": src.size,
+        "edgequant_images_per_s": src.size / best_eq,
+        "bare_images_per_s": n_bare / best_bare,
+        "ratio": (src.size / best_eq) / (n_bare / best_bare),
+        "top1": result["top1"],
+        "peak_rss_mb": peak_rss_mb(),
+        "batch_size": _BATCH.value,
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+    }
+    print(
+        f"{report['images']} images: edgequant {report['edgequant_images_per_s']:.0f} img/s, "
+        f"bare tf.data+LiteRT {report['bare_images_per_s']:.0f} img/s, ratio "
+        f"{report['ratio']:.2f}; top-1 {100 * report['top1']:.2f}%; peak RSS "
+        f"{report['peak_rss_mb']:.0f} MB"
+    )
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -28,6 +28,7 @@ def get_config() -> ConfigDict:
     c.data.max_corrupt_fraction = 0.01  # unreadable images skipped above this: refused
     c.data.tfrecord_features = ""  # INPUT:KEY,... (default: each input's own name)
     c.data.label_key = "label"
+    c.data.labels = ""  # labels.txt in the model's output order; empty = sorted folder names
 
     # Images only: how pixels become model inputs. No guess: a model without its own
     # Rescaling/Normalization layer needs input_range or mean/std.
@@ -51,6 +52,10 @@ def get_config() -> ConfigDict:
     c.recovery.large_calibration_size = 2000
     c.recovery.denylist_k = (1, 3)
     c.recovery.validation_size = 500
+    c.recovery.train_data = ""  # labelled training data: enables QAT (tf_keras models)
+    c.recovery.qat_epochs = 2
+    c.recovery.qat_learning_rate = 1e-4
+    c.recovery.qat_samples = 20000
 
     c.evaluate.batch_size = 64
     c.bench.threads = (1,)

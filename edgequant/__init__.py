@@ -33,11 +33,15 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     config.data.path = str(data)
     aliases = {
         "eval_data": "data.eval_path",
+        "labels": "data.labels",
+        "train_data": "recovery.train_data",
         "signature": "model.signature",
         **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
     }
     for key, value in options.items():
         dotted = aliases.get(key, key)
+        if isinstance(value, Path):
+            value = str(value)
         if isinstance(value, list | tuple) and dotted.startswith("preprocess."):
             value = ",".join(str(v) for v in value)
         *sections, name = dotted.split(".")

@@ -134,6 +134,7 @@ def _open(config, path: str, model, resolve) -> sources.Source:
         tfrecord_features=features,
         label_key=d.label_key,
         max_corrupt=d.max_corrupt_fraction,
+        class_names=sources.read_class_names(d.labels) if d.labels else None,
     )
 
 
@@ -359,10 +360,15 @@ def build(study: Study, c: Candidate) -> dict:
         weights, activations = _PRECISION[recipe_obj.mode.value]
         if recipe_obj.mode is recipes.Mode.INT8_FALLBACK and convert.float_ops(content):
             activations = "mixed"
+    return describe(c.name, path, recipe, weights, activations, n, c.step)
+
+
+def describe(name, path, recipe: dict, weights: str, activations: str, n: int, step: str) -> dict:
+    """A variant entry of deploy.json, before measurement."""
     info = tfl_inspect.describe(path)
     full_integer = info["input_dtype"] in ("uint8", "int8") and activations in ("int8", "int16")
     return {
-        "name": c.name,
+        "name": name,
         "path": str(path),
         "target": "edgetpu" if info["input_dtype"] == "uint8" and full_integer else "cpu",
         "input_dtype": info["input_dtype"],
@@ -371,7 +377,7 @@ def build(study: Study, c: Candidate) -> dict:
         "weights": weights,
         "activations": activations,
         "calibration_samples": n,
-        "step": c.step,
+        "step": step,
         "recipe": recipe,
         "op_histogram": info["op_histogram"],
         "gate": None,
@@ -487,13 +493,79 @@ def recover(study: Study, failing: dict, float_path: Path, trials: list[dict]) -
         built.append(v)
         if ok:
             break
-    if study.model.qat_support() is None and not study.config.recovery.get("train_data"):
-        trials.append(
-            {"step": "qat", "name": "qat", "skipped": "QAT needs --train_data with labels"}
-        )
-    elif study.model.qat_support() is not None:
-        trials.append({"step": "qat", "name": "qat", "skipped": study.model.qat_support()})
-    return built
+    if built and trials[-1].get("meets_budget"):
+        return built
+    why_not = study.model.qat_support() or (
+        None if study.config.recovery.train_data else "QAT needs --train_data (labelled)"
+    )
+    if why_not:
+        trials.append({"step": "qat", "name": "qat", "skipped": why_not})
+        return built
+    try:
+        v = build_qat(study, failing)
+    except (UserError, ValueError, RuntimeError) as e:
+        trials.append({"step": "qat", "name": "qat", "error": str(e).splitlines()[0]})
+        return built
+    m = measure(study, [v], study.validation, float_path)
+    ok, why = within_budget(study, m[v["name"]], m["float"])
+    trials.append({"step": "qat", "name": v["name"], "meets_budget": ok, "on_validation": why})
+    return [*built, v]
+
+
+def build_qat(study: Study, failing: dict) -> dict:
+    """Quantization-aware fine-tuning of a tf_keras classifier on the user's labelled training
+    data (config.recovery.train_data), then the failing variant's recipe on the QAT model."""
+    from edgequant.train import fit, qat
+
+    cfg = study.config.recovery
+    model = study.model
+    if len(model.outputs) != 1 or study.labels_output is None:
+        raise UserError("QAT here fine-tunes one-output classifiers with labelled data")
+    source = _open(study.config, cfg.train_data, model, lambda: study.preprocessing)
+    if source.labels is None:
+        raise UserError(f"--train_data {cfg.train_data} has no labels")
+    x, y = sources.everything(source, "train").subset(cfg.qat_samples, study.config.seed).arrays()
+    qat_model = qat.apply(qat.annotate(model.keras), study.config.quantize.weights == "per_tensor")
+    probe = qat_model.predict(x[model.input_names[0]][:64], verbose=0)
+    from_logits = not np.allclose(probe.sum(-1), 1.0, atol=1e-3) or probe.min() < 0
+    import tf_keras as keras
+
+    fit.set_seed(study.config.seed)
+    steps = cfg.qat_epochs * -(-len(y) // study.config.train.batch_size)
+    qat_model.compile(
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(cfg.qat_learning_rate, max(1, steps))
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+    )
+    qat_model.fit(
+        x[model.input_names[0]],
+        y,
+        batch_size=study.config.train.batch_size,
+        epochs=cfg.qat_epochs,
+        verbose=0,
+    )
+    mode = failing["recipe"]["mode"]
+    recipe = recipes.get(
+        mode, study.config.quantize.weights, study.config.quantize.calibration_size
+    )
+    name = f"qat_{mode}"
+    content = convert.convert(
+        usermodel.from_keras(qat_model, names_from=model),
+        dataclasses.replace(recipe, name=name),
+        study.samples,
+    )
+    recipe_dict = {
+        **recipe.to_dict(),
+        "name": name,
+        "backend": "tflite-converter",
+        "qat_epochs": cfg.qat_epochs,
+        "qat_learning_rate": cfg.qat_learning_rate,
+        "qat_samples": len(y),
+    }
+    path = write(study, content, name, recipe_dict)
+    n = len(next(iter(study.samples.values())))
+    return describe(name, path, recipe_dict, "int8", "int8", n, "qat")
 
 
 # --- Edge TPU, latency, recommendation --------------------------------------------------------
@@ -512,12 +584,12 @@ def edgetpu_checks(study: Study, variants: list[dict]) -> None:
 
 
 def latency(study: Study, variants: list[dict]) -> None:
-    from edgequant.pipeline import measure_latency
+    from edgequant.bench.latency import host_latency
 
     if not study.config.bench.enabled:
         return
     for v in variants:
-        runs = measure_latency(v["path"], study.config.bench)
+        runs = host_latency(v["path"], study.config.bench)
         v["latency_runs"] = runs
         v["latency_ms"] = {
             **{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},

@@ -8,109 +8,65 @@ that could be measured, and `run` reports the failures so the binary exits non-z
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 import models
+from edgequant import data as datasets
 from edgequant import progress
-from edgequant.bench import device_runner
+from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
-from edgequant.data import calibration, mnist
+from edgequant.data import calibration
 from edgequant.diagnose import stage as diagnose_stage
 from edgequant.edgetpu import stage as edgetpu_stage
 from edgequant.evaluate import accuracy, inspect
 from edgequant.quantize import aeq, convert, recipes
 from edgequant.report import html, manifest, markdown, plots
 from edgequant.search import autoquant
+from edgequant.study import Artifact, Study
 from edgequant.train import fit, qat_stage
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class Study:
-    """What the stages share: config, data, the float model and its preprocessed splits."""
-
-    config: object
-    workdir: Path
-    data: mnist.Dataset
-    model: object = None  # the trained float tf_keras model
-    x_test: object = None  # preprocessed test images (labels: data.test.y)
-    representative: object = None  # calibration samples from the training split
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.model.input_shape)
+def load_data(config) -> datasets.Dataset:
+    return datasets.load(config.data, tuple(config.model.input_shape), config.seed)
 
 
-def load_data(config) -> mnist.Dataset:
-    d = config.data
-    if d.name != "mnist":
-        raise ValueError(f"unknown dataset '{d.name}'; valid datasets: mnist")
-    return mnist.load(d.dir, d.download, config.seed, d.val_fraction)
-
-
-def build_model(config):
+def build_model(config, num_classes: int):
     """The config's model with seeded initial weights (same seed, same model)."""
     fit.set_seed(config.seed)
     with fit.strategy(config).scope():
         return models.build(
             config.model.name,
             tuple(config.model.input_shape),
-            mnist.NUM_CLASSES,
+            num_classes,
             **config.model.options,
         )
 
 
-def measure_latency(path: str | Path, bench_cfg) -> list[dict]:
-    """Host latency at each configured thread count (0 = all cores), warm-up excluded."""
-    runs = []
-    for threads in bench_cfg.threads:
-        n = threads or os.cpu_count()
-        r = device_runner.benchmark(
-            str(path),
-            runtime="litert",
-            num_threads=n,
-            num_runs=bench_cfg.num_runs,
-            min_secs=bench_cfg.min_secs,
-            warmup_runs=bench_cfg.warmup_runs,
-        )
-        runs.append(
-            {
-                "threads": n,
-                "latency_ms": r["latency_ms"],
-                "init_ms": r["init_ms"],
-                "first_invoke_ms": r["first_invoke_ms"],
-                "runtime": r["runtime"],
-                "runtime_version": r["runtime_version"],
-            }
-        )
-    return runs
-
-
-def describe_variant(study: Study, name: str, path: str | Path, **extra) -> dict:
+def describe_variant(study: Study, artifact: Artifact) -> dict:
     """Inspects, evaluates and benchmarks one .tflite artifact: one results.json variant entry.
 
     Every variant, whatever made it (a converter recipe, QAT, another quantizer), goes through
     this one function, so all rows of the comparison are measured the same way.
     """
+    path = artifact.path
     info = inspect.describe(path)
     test = study.data.require("test")
     acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
     variant = {
-        "name": name,
+        "name": artifact.name,
         "path": str(path),
-        **extra,
+        **artifact.extra,
         **info,
         "accuracy": acc.accuracy,
         "eval": acc.to_dict(),
     }
     if study.config.bench.enabled:
-        runs = measure_latency(path, study.config.bench)
+        runs = latency.host_latency(path, study.config.bench)
         variant["latency_runs"] = runs
         variant["latency_ms"] = {
             **{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
@@ -119,25 +75,25 @@ def describe_variant(study: Study, name: str, path: str | Path, **extra) -> dict
     return variant
 
 
-def ptq_stage(study: Study, results: dict) -> None:
+def ptq_stage(study: Study, results: dict) -> list[Artifact]:
     """One variant per configured converter recipe; a failing recipe is recorded, not fatal."""
     q = study.config.quantize
+    made = []
     for name in progress.track(q.recipes, "variants", unit="variant"):
         recipe = recipes.get(name, q.weights, q.calibration_size)
         try:
             content = convert.convert(study.model, recipe, study.representative)
             path = convert.write(content, recipe, study.workdir)
-            results["variants"].append(
-                describe_variant(study, recipe.name, path, recipe=recipe.to_dict())
-            )
+            made.append(Artifact(recipe.name, path, {"recipe": recipe.to_dict()}))
         except UserError as e:
             log.error("%s", e)
             results["errors"].append({"name": recipe.name, "error": str(e)})
+    return made
 
 
-# Stages after float training, in order. Each takes (study, results), appends to
-# results["variants"] / results["errors"] or adds its own section, and skips itself when its
-# config block is absent. To add a stage: write it in its own module and list it here.
+# Stages after float training, in order. Each takes (study, results), returns the artifacts it
+# made (the pipeline measures them), may add its own section or errors to results, and skips
+# itself when its config block is absent. To add a stage: write it in its own module, list it.
 STAGES = (
     ptq_stage,
     diagnose_stage.diagnose_stage,
@@ -160,31 +116,51 @@ def host_info() -> dict:
     }
 
 
+def validate(config) -> None:
+    """Fails before any training on settings that would only fail after it."""
+    q = config.quantize
+    for name in q.recipes:
+        recipes.get(name, q.weights, q.calibration_size)
+    for name in q.get("aeq_recipes", ()) or ():
+        if name not in aeq.RECIPES:
+            raise ValueError(f"unknown AI Edge Quantizer recipe '{name}'; valid: {aeq.RECIPES}")
+    if config.data.name not in datasets.NAMES:
+        raise ValueError(
+            f"unknown dataset '{config.data.name}'; valid datasets: {', '.join(datasets.NAMES)}"
+        )
+    if config.model.name not in models.NAMES:
+        raise ValueError(
+            f"unknown model '{config.model.name}'; valid models: {', '.join(models.NAMES)}"
+        )
+    for key in ("batch_size", "epochs"):
+        if config.train[key] < (1 if key == "batch_size" else 0):
+            raise ValueError(f"train.{key} must be positive, got {config.train[key]}")
+
+
 def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
     """Loads data, trains the float model and measures it: the start every stage builds on."""
+    validate(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    study = Study(config, workdir, load_data(config))
-    log.info("dataset: %s", study.data.info())
-    study.model = build_model(config)
-    trained = fit.train(study.model, study.data, config, workdir, verbose=verbose)
+    data = load_data(config)
+    log.info("dataset: %s", data.info())
+    model = build_model(config, data.num_classes)
+    trained = fit.train(model, data, config, workdir, verbose=verbose)
     widen = config.model.get("widen")
     if widen is not None and widen.factor != 1:  # a hard case: see models.widen_activation_range
         models.widen_activation_range(
-            study.model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
+            model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
         )
-        study.model.save(trained.model_path)
-    test = study.data.require("test")
-    study.x_test = mnist.preprocess(test.x, study.input_shape)
-    float_acc = accuracy.evaluate_keras(
-        study.model, study.x_test, test.y, config.evaluate.batch_size
-    )
-    study.representative = calibration.build(
-        study.data.require("train"),
+        model.save(trained.model_path)
+    test = data.require("test")
+    float_acc = accuracy.evaluate_keras(model, test.x, test.y, config.evaluate.batch_size)
+    representative = calibration.build(
+        data.require("train"),
         config.quantize.calibration_size,
         config.seed,
-        study.input_shape,
+        tuple(config.model.input_shape),
     )
+    study = Study(config, workdir, data, model, representative)
     results = {
         "model": config.model.name,
         "float": {
@@ -196,7 +172,7 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
         },
         "variants": [],
         "errors": [],
-        "dataset": study.data.info(),
+        "dataset": data.info(),
         "host": host_info(),
     }
     return study, results
@@ -207,6 +183,8 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
 
     A config with `model.path` (configs/deploy.py) names the user's own model: nothing is
     trained, and the run is a deployment (`edgequant.deployment`), written as deploy.json.
+    A stage that fails is recorded in results["errors"]; the other stages still run and every
+    result that could be measured is written.
     """
     if config.model.get("path"):
         from edgequant import deployment
@@ -214,7 +192,12 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
         return deployment.run(config, workdir)
     study, results = prepare(config, workdir, verbose)
     for stage in STAGES:
-        stage(study, results)
+        try:
+            for artifact in stage(study, results) or ():
+                results["variants"].append(describe_variant(study, artifact))
+        except (UserError, ValueError, RuntimeError, OSError) as e:
+            log.error("stage %s failed: %s", stage.__name__, e)
+            results["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
     write_outputs(results, config, study.workdir)
     return results
 

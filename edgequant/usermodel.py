@@ -202,15 +202,24 @@ def _keras_tensor_info(tensors, names) -> list[TensorInfo]:
     return out
 
 
-def from_keras(model, path: str = "", fmt: str = "") -> UserModel:
-    """Wraps an in-memory Keras model (tf_keras or Keras 3, functional or Sequential)."""
+def from_keras(
+    model, path: str = "", fmt: str = "", names_from: UserModel | None = None
+) -> UserModel:
+    """Wraps an in-memory Keras model (tf_keras or Keras 3, functional or Sequential).
+
+    `names_from` keeps another model's input and output names: a QAT clone renames its layers
+    (quant_<name>), but its signature must match the float model it is compared with.
+    """
     if not getattr(model, "inputs", None):
         raise UserError(
             "the Keras model has no defined inputs (a subclassed model never called?); "
             "save it after building it on an input shape"
         )
-    input_names = [_clean(getattr(t, "name", f"input_{i}")) for i, t in enumerate(model.inputs)]
-    output_names = _keras_output_names(model)
+    if names_from is not None:
+        input_names, output_names = names_from.input_names, names_from.output_names
+    else:
+        input_names = [_clean(getattr(t, "name", f"input_{i}")) for i, t in enumerate(model.inputs)]
+        output_names = _keras_output_names(model)
     inputs = _keras_tensor_info(model.inputs, input_names)
     outputs = _keras_tensor_info(model.outputs, output_names)
     if not fmt:

@@ -53,22 +53,34 @@ def coral_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def digits():
-    """The seeded splits of the 5,000 offline MNIST digits."""
+    """The seeded splits of the 5,000 offline MNIST digits, as stored (uint8 [N, 28, 28])."""
     from edgequant.data import mnist
 
     return mnist.load(download=False, seed=0)
+
+
+def ready(images: np.ndarray) -> np.ndarray:
+    """Stored digits -> the study's model inputs (float32 [N, 28, 28, 1] in [0, 1])."""
+    from edgequant.data import mnist, preprocess
+
+    return preprocess.apply_batch(images, mnist.preprocessing())
+
+
+@pytest.fixture(scope="session")
+def prepared(digits):
+    """The same splits, preprocessed once, as data.load gives them to training."""
+    return digits.map(ready)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(digits):
     """A small mnist_cnn trained for two epochs on the offline training split (~90% accurate)."""
     import models
-    from edgequant.data import mnist
     from edgequant.train import fit
 
     fit.set_seed(0)
     model = models.build("mnist_cnn", (28, 28, 1), 10, filters=(8, 16), dense_units=32, dropout=0.0)
-    x = mnist.preprocess(digits.train.x[:2000])
+    x = ready(digits.train.x[:2000])
     fit.compile_model(model, 3e-3, 200)
     model.fit(x, digits.train.y[:2000], batch_size=32, epochs=2, verbose=0)
     return model
@@ -76,16 +88,14 @@ def tiny_model(digits):
 
 @pytest.fixture(scope="session")
 def test_images(digits):
-    from edgequant.data import mnist
-
-    return mnist.preprocess(digits.test.x[:300]), digits.test.y[:300]
+    return ready(digits.test.x[:300]), digits.test.y[:300]
 
 
 @pytest.fixture(scope="session")
-def representative(digits):
+def representative(prepared):
     from edgequant.data import calibration
 
-    return calibration.build(digits.train, 100, 0, (28, 28, 1))
+    return calibration.build(prepared.train, 100, 0, (28, 28, 1))
 
 
 def float_outputs(model, x: np.ndarray) -> np.ndarray:

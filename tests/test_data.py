@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgequant.data import calibration, idx, mnist, splits
+from edgequant.data.dataset import Split
 
 
 def _write_mnist_folder(folder, x_test, y_test, x_train=None, y_train=None, gz=False):
@@ -95,8 +96,8 @@ def test_offline_splits_do_not_change_between_loads(digits):
     np.testing.assert_array_equal(again.train.y, digits.train.y)
 
 
-def test_calibration_set_is_class_stratified_and_preprocessed(digits):
-    x = calibration.build(digits.train, 50, seed=0, input_shape=(28, 28, 1))
+def test_calibration_set_is_class_stratified_and_preprocessed(digits, prepared):
+    x = calibration.build(prepared.train, 50, seed=0, input_shape=(28, 28, 1))
     assert x.shape == (50, 28, 28, 1) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
     chosen = splits.stratified_sample(digits.train.y, 50, seed=0)
@@ -119,6 +120,6 @@ def test_calibration_validation_names_the_problem(x, message):
 
 
 def test_calibration_from_an_empty_training_split_fails_clearly():
-    empty = mnist.Split(np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64))
+    empty = Split(np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64))
     with pytest.raises(ValueError, match="calibration set is empty"):
         calibration.build(empty, 10, 0, (28, 28, 1))

@@ -14,7 +14,7 @@ from edgequant import usermodel
 from edgequant.cli import UserError
 from edgequant.data import preprocess, sources
 from edgequant.data.folders import write_image_folder
-from tests.conftest import assert_one_line_error, run_tool
+from tests.conftest import assert_one_line_error, ready, run_tool
 
 QUICK = {"bench.enabled": False, "recovery.enabled": False}
 
@@ -339,6 +339,21 @@ def test_holdout_is_seeded_disjoint_and_stratified(digit_folder):
     assert len(ev) == 60 and np.bincount(ev.labels).tolist() == [6] * 10
 
 
+def test_a_labels_file_maps_folder_names_to_the_models_class_order(digit_folder, tmp_path):
+    spec = preprocess.Preprocessing((28, 28), "grayscale", input_range=(0, 1))
+    inputs = [usermodel.TensorInfo("p", (None, 28, 28, 1))]
+    by_sort = sources.open_source(str(digit_folder), inputs, lambda: spec)
+    reverse = [f"c{i}" for i in range(9, -1, -1)]
+    by_file = sources.open_source(str(digit_folder), inputs, lambda: spec, class_names=reverse)
+    assert by_file.class_names == reverse
+    order = np.argsort(by_sort.paths)
+    np.testing.assert_array_equal(
+        by_file.labels[np.argsort(by_file.paths)], 9 - by_sort.labels[order]
+    )
+    with pytest.raises(UserError, match=r"class folder\(s\) \['c0'\]"):
+        sources.open_source(str(digit_folder), inputs, lambda: spec, class_names=reverse[:-1])
+
+
 def test_folder_streams_in_batches_not_all_at_once(digit_folder):
     spec = preprocess.Preprocessing((28, 28), "grayscale", input_range=(0, 1))
     src = sources.open_source(
@@ -456,3 +471,23 @@ def test_class_count_mismatch_is_refused(tiny_model, digits, tmp_path):
         edgequant.deploy(
             tmp_path / "ten.keras", folder, tmp_path / "out", input_range=(0, 1), **QUICK
         )
+
+
+def test_the_pipeline_with_a_model_path_deploys_instead_of_training(tiny_model, digits, tmp_path):
+    tiny_model.save(tmp_path / "user.keras")
+    idx = np.arange(0, 3000, 10)
+    np.savez(tmp_path / "digits.npz", x=ready(digits.train.x[idx]), labels=digits.train.y[idx])
+    proc = run_tool(
+        "pipeline",
+        "--config=configs/deploy.py",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.model.path={tmp_path / 'user.keras'}",
+        f"--config.data.path={tmp_path / 'digits.npz'}",
+        "--config.bench.enabled=false",
+        "--config.budget.max_drop_pp=5",
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "run" / "deploy.json").read_text())
+    assert not (tmp_path / "run" / "float.keras").exists()  # nothing was trained
+    assert result["model"]["format"] == "tf_keras" and result["recommended"] == "uint8"
+    assert result["evaluation"]["n"] == 60 and "top1" in result["float"]["metrics"]

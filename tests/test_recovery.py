@@ -50,3 +50,38 @@ def test_recovery_lifts_a_model_int8_cannot_quantize_above_the_sqnr_budget(tmp_p
     assert winner["step"] != "plain" and winner["activations"] in ("int16", "mixed")
     assert winner["metrics"]["sqnr_db"]["estimate"] >= 20
     assert winner["within_budget"]
+
+
+@pytest.mark.slow
+def test_qat_joins_the_recovery_when_labelled_training_data_is_given(tiny_model, digits, tmp_path):
+    from tests.conftest import ready
+
+    tiny_model.save(tmp_path / "cnn.keras")
+    idx = np.arange(0, 3000, 6)
+    np.savez(tmp_path / "train.npz", x=ready(digits.train.x[idx]), labels=digits.train.y[idx])
+    np.savez(tmp_path / "calib.npz", x=ready(digits.val.x), labels=digits.val.y)
+    result = edgequant.deploy(
+        tmp_path / "cnn.keras",
+        tmp_path / "calib.npz",
+        tmp_path / "out",
+        train_data=tmp_path / "train.npz",
+        # An unreachable budget makes every step run, so the QAT step is reached.
+        **{"budget.max_drop_pp": -100.0, "bench.enabled": False, "recovery.qat_epochs": 1},
+    )
+    qat_trial = result["recovery"][-1]
+    assert qat_trial["step"] == "qat" and qat_trial["name"] == "qat_uint8", result["recovery"]
+    by_name = {v["name"]: v for v in result["variants"]}
+    qat = by_name["qat_uint8"]
+    assert qat["gate"] == "pass" and qat["input_dtype"] == "uint8"
+    assert qat["recipe"]["qat_epochs"] == 1 and qat["recipe"]["qat_samples"] == 500
+    assert qat["metrics"]["agreement"] > 0.8
+
+
+def test_a_keras3_model_says_why_qat_is_not_offered(tmp_path):
+    import keras
+
+    from edgequant import usermodel
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(tmp_path / "k3.keras")
+    assert "tfmot does not support Keras 3" in usermodel.load(tmp_path / "k3.keras").qat_support()

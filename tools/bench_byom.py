@@ -82,6 +82,9 @@ def main(argv):
     pick = np.random.default_rng(0).permutation(len(x_train))[:2000]
     calib = work / "calibration_png"
     test = work / "test_png"
+    labels = work / "labels.txt"  # the model's output order; folders sort differently
+    work.mkdir(parents=True, exist_ok=True)
+    labels.write_text("\n".join(CLASSES) + "\n")
     if not calib.is_dir():
         write_image_folder(calib, x_train[pick], y_train[pick], class_names=CLASSES)
     if not test.is_dir():
@@ -97,8 +100,10 @@ def main(argv):
         calib,
         work / "bundle_keras3",
         eval_data=test,
+        labels=labels,
         input_range=(0, 1),
         target="edgetpu",
+        **{"quantize.calibration_size": 1000},
     )
     seconds = time.perf_counter() - start
     (v,) = [v for v in r["variants"] if v["name"] == "uint8"]

@@ -28,7 +28,7 @@ def main(argv):
 
     import numpy as np
 
-    from edgequant.data import mnist
+    from edgequant.data import mnist, preprocess
     from edgequant.evaluate import accuracy
     from edgequant.report.manifest import versions
 
@@ -36,7 +36,7 @@ def main(argv):
     reps = -(-_N.value // len(test))
     images = np.tile(test.x, (reps, 1, 1))[: _N.value]
     model = accuracy.BatchedModel(_MODEL.value, _BATCH.value)
-    x = mnist.preprocess(images, model.input_shape)
+    x = preprocess.apply_batch(images, mnist.preprocessing(model.input_shape))
 
     def evaluator():
         model.predict(x)

@@ -18,6 +18,7 @@ from absl import flags  # noqa: E402
 _MODEL = flags.DEFINE_string("model", None, "A .tflite classifier.")
 _FOLDER = flags.DEFINE_string("folder", None, "Image folder (class subfolders).")
 _RANGE = flags.DEFINE_string("input_range", "0,1", "Pixel 0..255 -> LO,HI.")
+_LABELS = flags.DEFINE_string("labels", None, "labels.txt in the model's class order.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per invoke, both sides.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating runs of each side; the best counts.")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
@@ -91,7 +92,8 @@ def main(argv):
     spec = preprocess.resolve(
         inp.sample_shape, False, input_range=preprocess.parse_floats(_RANGE.value, "input_range")
     )
-    src = sources.open_source(_FOLDER.value, model.inputs, lambda: spec)
+    names = sources.read_class_names(_LABELS.value) if _LABELS.value else None
+    src = sources.open_source(_FOLDER.value, model.inputs, lambda: spec, class_names=names)
     split = sources.everything(src, "all")
     best_eq, best_bare, result = float("inf"), float("inf"), None
     for _ in range(_REPEATS.value):

@@ -26,6 +26,12 @@ _RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI
 _MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
 _STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
 _COLOR = flags.DEFINE_enum("color", None, ["rgb", "grayscale"], "Images: color mode.")
+_TRAIN = flags.DEFINE_string(
+    "train_data", None, "Labelled training data: lets recovery use QAT (tf_keras models)."
+)
+_LABELS = flags.DEFINE_string(
+    "labels", None, "labels.txt: class names in the model's output order (default: sorted folders)."
+)
 _RESIZE = flags.DEFINE_string("resize", None, "Images: H,W (default: the model's input size).")
 _SIGNATURE = flags.DEFINE_string("signature", None, "SavedModel signature (serving_default).")
 _TARGET = flags.DEFINE_enum("target", None, ["edgetpu", "cpu"], "Deployment target.")
@@ -38,6 +44,8 @@ _SHORTHANDS = (
     (_MODEL, "model.path"),
     (_DATA, "data.path"),
     (_EVAL, "data.eval_path"),
+    (_LABELS, "data.labels"),
+    (_TRAIN, "recovery.train_data"),
     (_RANGE, "preprocess.input_range"),
     (_MEAN, "preprocess.mean"),
     (_STD, "preprocess.std"),

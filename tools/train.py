@@ -23,8 +23,10 @@ def main(argv):
     from edgequant.train import fit
 
     config = _CONFIG.value
+    pipeline.validate(config)
     data = pipeline.load_data(config)
-    result = fit.train(pipeline.build_model(config), data, config, _WORKDIR.value)
+    model = pipeline.build_model(config, data.num_classes)
+    result = fit.train(model, data, config, _WORKDIR.value)
     print(
         f"saved {result.model_path}: val accuracy {100 * result.val_accuracy:.2f}% "
         f"({result.seconds:.0f} s, data {data.source})"

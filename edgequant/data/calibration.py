@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from edgequant import progress
-from edgequant.data import mnist, splits
+from edgequant.data import splits
+from edgequant.data.dataset import Split
 from edgequant.usermodel import shapes_match
 
 # 500 samples = 50 per MNIST class. Ranges are per-tensor min/max, which stop moving after a few
@@ -21,8 +22,9 @@ from edgequant.usermodel import shapes_match
 DEFAULT_SIZE = 500
 
 
-def build(split: mnist.Split, n: int, seed: int, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Returns n preprocessed, class-stratified training samples as float32 [n, *input_shape]."""
+def build(split: Split, n: int, seed: int, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Returns n class-stratified training samples as float32 [n, *input_shape] (the split is
+    already preprocessed by data.load)."""
     if n <= 0:
         raise ValueError(f"calibration size must be positive, got {n}")
     if len(split) == 0:
@@ -30,7 +32,7 @@ def build(split: mnist.Split, n: int, seed: int, input_shape: tuple[int, ...]) -
             "calibration set is empty: the training split yielded 0 samples; check data.dir"
         )
     chosen = splits.stratified_sample(split.y, n, seed)
-    x = mnist.preprocess(split.x[chosen], tuple(input_shape))
+    x = np.asarray(split.x[chosen], np.float32)
     validate(x, input_shape)
     return x
 

@@ -11,13 +11,13 @@ Resolution order (the first that yields data wins, and its name is recorded as `
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from edgequant.data import idx, splits
+from edgequant.data.dataset import Dataset, Split
 
 log = logging.getLogger(__name__)
 
@@ -32,43 +32,6 @@ _IDX_NAMES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """Images as uint8 [N, 28, 28] exactly as stored, labels as int64 [N]."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    name: str
-    source: str
-    train: Split | None
-    val: Split | None
-    test: Split | None
-
-    def info(self) -> dict:
-        sizes = {k: (len(s) if s is not None else 0) for k, s in self._splits().items()}
-        return {"name": self.name, "source": self.source, "split_sizes": sizes}
-
-    def _splits(self) -> dict[str, Split | None]:
-        return {"train": self.train, "val": self.val, "test": self.test}
-
-    def require(self, split: str) -> Split:
-        """Returns a split or says which one is missing from which source."""
-        s = self._splits().get(split)
-        if s is None or len(s) == 0:
-            raise ValueError(
-                f"dataset '{self.name}' from {self.source} has no '{split}' split; "
-                "point data.dir at a folder with the train-* and t10k-* files or mnist.npz"
-            )
-        return s
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -159,7 +122,12 @@ def load(
             y, [1 - OFFLINE_VAL_FRACTION - OFFLINE_TEST_FRACTION, OFFLINE_VAL_FRACTION], seed
         )
         return Dataset(
-            "mnist", source, Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te])
+            "mnist",
+            source,
+            Split(x[tr], y[tr]),
+            Split(x[va], y[va]),
+            Split(x[te], y[te]),
+            NUM_CLASSES,
         )
     train = val = test = None
     if "x_train" in arrays:
@@ -170,7 +138,7 @@ def load(
     if "x_test" in arrays:
         _check_images(arrays["x_test"], labels["y_test"], source, "test")
         test = Split(arrays["x_test"], labels["y_test"])
-    return Dataset("mnist", source, train, val, test)
+    return Dataset("mnist", source, train, val, test, NUM_CLASSES)
 
 
 def _check_images(x: np.ndarray, y: np.ndarray, source: str, part: str) -> None:
@@ -180,19 +148,14 @@ def _check_images(x: np.ndarray, y: np.ndarray, source: str, part: str) -> None:
         raise ValueError(f"{source}: {len(x)} {part} images but {len(y)} labels")
 
 
-def preprocess(images: np.ndarray, input_shape: tuple[int, ...] = (28, 28, 1)) -> np.ndarray:
-    """uint8 [N, 28, 28] -> float32 [N, H, W, C] in [0, 1]: the one preprocessing for training,
-    calibration and evaluation.
+def preprocessing(input_shape=(28, 28, 1)):
+    """The study's preprocessing: pixels 0..255 -> [0, 1], resized and colored for the input.
 
-    Scaling by 1/255 makes the uint8 model input exact: the converter then picks input scale
-    1/255 and zero point 0, so a stored pixel value is the quantized input itself.
+    [0, 1] makes the uint8 model input exact: the converter then picks input scale 1/255 and
+    zero point 0, so a stored pixel value is the quantized input itself.
     """
-    x = images.astype(np.float32)[..., None] / 255.0
-    height, width, channels = input_shape
-    if (height, width) != x.shape[1:3]:
-        import tensorflow as tf
+    from edgequant.data.preprocess import Preprocessing
 
-        x = tf.image.resize(x, (height, width)).numpy()
-    if channels != 1:
-        x = np.repeat(x, channels, axis=-1)
-    return x
+    height, width, channels = input_shape
+    color = "grayscale" if channels == 1 else "rgb"
+    return Preprocessing((height, width), color, input_range=(0.0, 1.0))

@@ -175,7 +175,8 @@ def resolve(
 
 
 def apply_tf(image, spec: Preprocessing):
-    """uint8 image tensor [H, W, C] (any size, C = 1 or 3) -> float32 model input [h, w, c]."""
+    """uint8 image tensor [H, W, C] or a batch [N, H, W, C] (any size, C = 1 or 3) -> float32
+    model input [h, w, c] (or [N, h, w, c])."""
     import tensorflow as tf
 
     x = image
@@ -201,14 +202,12 @@ def _center_crop_to_aspect(x, aspect: float):
     import tensorflow as tf
 
     shape = tf.shape(x)
-    hh, ww = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    crop_h = tf.minimum(hh, ww * aspect)
-    crop_w = tf.minimum(ww, hh / aspect)
-    top = tf.cast((hh - crop_h) / 2, tf.int32)
-    left = tf.cast((ww - crop_w) / 2, tf.int32)
-    return tf.image.crop_to_bounding_box(
-        x, top, left, tf.cast(crop_h, tf.int32), tf.cast(crop_w, tf.int32)
-    )
+    hh, ww = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
+    crop_h = tf.cast(tf.minimum(hh, ww * aspect), tf.int32)
+    crop_w = tf.cast(tf.minimum(ww, hh / aspect), tf.int32)
+    top = (shape[-3] - crop_h) // 2
+    left = (shape[-2] - crop_w) // 2
+    return x[..., top : top + crop_h, left : left + crop_w, :]
 
 
 def apply_batch(images: np.ndarray, spec: Preprocessing) -> np.ndarray:
@@ -218,12 +217,10 @@ def apply_batch(images: np.ndarray, spec: Preprocessing) -> np.ndarray:
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
-    out = tf.map_fn(
-        lambda im: apply_tf(im, spec),
-        tf.constant(x),
-        fn_output_signature=tf.TensorSpec([*spec.size, spec.channels], tf.float32),
-    )
-    return out.numpy()
+    if len(x) == 0:
+        return np.zeros((0, *spec.size, spec.channels), np.float32)
+    chunks = [apply_tf(tf.constant(x[i : i + 4096]), spec).numpy() for i in range(0, len(x), 4096)]
+    return np.concatenate(chunks)
 
 
 def embed(content: bytes, spec: Preprocessing) -> bytes:

@@ -262,26 +262,56 @@ class FolderSource(Source):
             log.warning("%d image(s) failed to decode and were skipped", len(indices) - seen)
 
 
+def read_class_names(path: str | Path) -> list[str]:
+    """labels.txt: one class name per line, in the model's output order."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(set(names)) != len(names):
+        raise UserError(f"{path} names a class twice")
+    return names
+
+
 def open_folder(
-    path: Path, inputs, preprocessing: Preprocessing, max_corrupt: float = 0.01
+    path: Path,
+    inputs,
+    preprocessing: Preprocessing,
+    max_corrupt: float = 0.01,
+    class_names: list[str] | None = None,
 ) -> FolderSource:
-    """Class subfolders (sorted names = class indices) or a flat folder (unlabelled)."""
+    """Class subfolders or a flat folder (unlabelled).
+
+    A subfolder's class index is its position in the sorted folder names (Keras'
+    image_dataset_from_directory convention), or in `class_names` (a labels.txt in the model's
+    output order) when given: a model trained with another order than the folders sort in
+    otherwise scores against the wrong labels without a word.
+    """
     inp = _single_input(inputs, f"image folder {path}")
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[Path] = []
     labels: list[int] = []
-    class_names = None
     if subdirs:
-        class_names = [d.name for d in subdirs]
-        for i, d in enumerate(subdirs):
+        names = [d.name for d in subdirs]
+        if class_names is not None:
+            unknown = sorted(set(names) - set(class_names))
+            if unknown:
+                raise UserError(
+                    f"{path} has class folder(s) {unknown[:5]} that the labels file does not name"
+                )
+            subdirs = sorted(subdirs, key=lambda d: class_names.index(d.name))
+        else:
+            class_names = names
+        for d in subdirs:
+            i = class_names.index(d.name)
             found = sorted(
                 p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
             )
             files += found
             labels += [i] * len(found)
-        if len(class_names) == 1:
+        if len(names) == 1:
             raise UserError(
-                f"{path} has one class folder ('{class_names[0]}'): labelled data needs two "
+                f"{path} has one class folder ('{names[0]}'): labelled data needs two "
                 "or more; for unlabelled images use a flat folder"
             )
     else:
@@ -564,6 +594,7 @@ def open_source(
     tfrecord_features: dict[str, str] | None = None,
     label_key: str = "label",
     max_corrupt: float = 0.01,
+    class_names: list[str] | None = None,
 ) -> Source:
     """Opens any supported source for a model with `inputs`; `preprocessing_for()` gives the
     image spec and is only called for image data (it refuses when the mapping is unknown)."""
@@ -573,7 +604,7 @@ def open_source(
         kind = detect_kind(path)
     p = Path(path).expanduser()
     if kind == "images":
-        return open_folder(p, inputs, preprocessing_for(), max_corrupt)
+        return open_folder(p, inputs, preprocessing_for(), max_corrupt, class_names)
     if kind == "arrays":
         return open_arrays(p, inputs)
     if kind == "tfrecord":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from edgequant.diagnose import calibration_check, layers
+from edgequant.study import Artifact
 
 log = logging.getLogger(__name__)
 EDGETPU_NOTE = (
@@ -18,14 +19,11 @@ EDGETPU_NOTE = (
 )
 
 
-def diagnose_stage(study, results: dict) -> None:
+def diagnose_stage(study, results: dict) -> list[Artifact]:
     cfg = study.config.get("diagnose")
     if cfg is None:
-        return
-    from edgequant.data import mnist
-
-    val = study.data.require("val")
-    x_val = mnist.preprocess(val.x, study.input_shape)
+        return []
+    x_val = study.data.require("val").x
     warnings = calibration_check.check(
         study.representative[: study.config.quantize.calibration_size], x_val, cfg.min_calibration
     )
@@ -33,8 +31,7 @@ def diagnose_stage(study, results: dict) -> None:
         log.warning("calibration: %s", w)
     results["calibration_warnings"] = warnings
     if not cfg.enabled:
-        return
-    from edgequant.pipeline import describe_variant
+        return []
 
     rep = study.representative[: study.config.quantize.calibration_size]
     debug_x = x_val[: cfg.debug_samples]
@@ -47,11 +44,11 @@ def diagnose_stage(study, results: dict) -> None:
         "summary": layers.summary_sentence(errors),
         "edgetpu_note": EDGETPU_NOTE,
     }
+    made = []
     for k in cfg.denylist_k:
         names = [e.tensor_name for e in errors[:k]]
         content = layers.denylisted_model(study.model, rep, debug_x, names, weights)
         path = study.workdir / f"mixed_k{k}.tflite"
         path.write_bytes(content)
-        results["variants"].append(
-            describe_variant(study, f"mixed_k{k}", path, float_layers=names, target="cpu-only")
-        )
+        made.append(Artifact(f"mixed_k{k}", path, {"float_layers": names, "target": "cpu-only"}))
+    return made

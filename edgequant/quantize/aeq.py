@@ -84,13 +84,13 @@ def quantize(
     return path
 
 
-def aeq_stage(study, results: dict) -> None:
-    """Adds one variant per configured AEQ recipe, quantizing the pipeline's fp32 artifact."""
-    names = tuple(study.config.quantize.get("aeq_recipes", ()) or ())
-    if not names:
-        return
-    from edgequant.pipeline import describe_variant
+def aeq_stage(study, results: dict) -> list:
+    """One variant per configured AEQ recipe, quantizing the pipeline's fp32 artifact."""
     from edgequant.quantize import convert, recipes
+    from edgequant.study import Artifact
+
+    names = tuple(study.config.quantize.get("aeq_recipes", ()) or ())
+    made = []
 
     fp32 = recipes.get("fp32")
     float_path = Path(study.workdir) / f"{fp32.name}.tflite"
@@ -104,15 +104,17 @@ def aeq_stage(study, results: dict) -> None:
                 study.representative[: study.config.quantize.calibration_size],
                 study.workdir,
             )
-            results["variants"].append(
-                describe_variant(
-                    study,
+            made.append(
+                Artifact(
                     path.stem,
                     path,
-                    backend="ai-edge-quantizer",
-                    recipe={"name": path.stem, "aeq_recipe": name},
+                    {
+                        "backend": "ai-edge-quantizer",
+                        "recipe": {"name": path.stem, "aeq_recipe": name},
+                    },
                 )
             )
         except (UserError, ValueError, RuntimeError) as e:
             log.error("AEQ %s: %s", name, e)
             results["errors"].append({"name": f"aeq_{name}", "error": str(e).splitlines()[0]})
+    return made

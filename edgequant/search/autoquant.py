@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.data import calibration, mnist
+from edgequant.data import calibration
 from edgequant.evaluate import accuracy
 from edgequant.quantize import convert, recipes
+from edgequant.study import Artifact
 
 log = logging.getLogger(__name__)
 TARGETS = ("edgetpu", "cpu")
@@ -78,7 +79,7 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
         from edgequant.diagnose import layers
 
         rep = calibration.build(train, big, study.config.seed, study.input_shape)
-        x_val = mnist.preprocess(study.data.require("val").x[:64], study.input_shape)
+        x_val = study.data.require("val").x[:64]
         errors = layers.layer_errors(study.model, rep, x_val, q.weights)
         for k in range(1, cfg.max_float_layers + 1):
             names = [e.tensor_name for e in errors[:k]]
@@ -127,7 +128,7 @@ def search(study, cfg) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = Path(study.workdir) / "autoquant.jsonl"
     val = study.data.require("val")
-    x_val = mnist.preprocess(val.x, study.input_shape)
+    x_val = val.x
     float_val = float(
         np.mean(study.model.predict(x_val, batch_size=500, verbose=0).argmax(-1) == val.y)
     )
@@ -190,14 +191,12 @@ def search(study, cfg) -> dict:
     }
 
 
-def autoquant_stage(study, results: dict) -> None:
+def autoquant_stage(study, results: dict) -> list[Artifact]:
     cfg = study.config.get("autoquant")
     if cfg is None or not cfg.enabled:
-        return
-    from edgequant.pipeline import describe_variant
-
+        return []
     result = search(study, cfg)
     results["autoquant"] = result
-    results["variants"].append(
-        describe_variant(study, "autoquant_best", result["path"], recipe=result["winner"]["recipe"])
-    )
+    return [
+        Artifact("autoquant_best", Path(result["path"]), {"recipe": result["winner"]["recipe"]})
+    ]

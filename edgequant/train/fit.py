@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.data import mnist
+from edgequant.data.dataset import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,15 +111,13 @@ def compile_model(model, learning_rate: float, steps: int) -> None:
     )
 
 
-def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int = 2) -> TrainResult:
+def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -> TrainResult:
     """Trains `model` on data.train, validates on data.val, saves `<workdir>/float.keras`."""
     import time
 
     t = config.train
-    input_shape = tuple(model.input_shape[1:])
     train_split, val_split = data.require("train"), data.require("val")
-    x_train = mnist.preprocess(train_split.x, input_shape)
-    x_val = mnist.preprocess(val_split.x, input_shape)
+    x_train, x_val = train_split.x, val_split.x  # preprocessed once by data.load
     set_seed(config.seed)
     augment = _augmenter(t.augment, config.seed) if t.augment.enabled else None
     ds = make_dataset(x_train, train_split.y, t.batch_size, config.seed, augment)

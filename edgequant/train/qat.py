@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from edgequant.cli import UserError
-from edgequant.data import mnist
+from edgequant.data.dataset import Dataset
 from edgequant.train import fit
 
 # Layers that carry no quantization-relevant arithmetic, or are folded by tfmot's transforms.
@@ -140,7 +140,7 @@ class QATResult:
 
 def fine_tune(
     qat_model,
-    data: mnist.Dataset,
+    data: Dataset,
     config,
     workdir: str | Path,
     epochs: int | None = None,
@@ -156,9 +156,8 @@ def fine_tune(
     if learning_rate is None:
         learning_rate = q.learning_rate if q is not None else config.train.learning_rate / 10
     epochs = q.epochs if epochs is None else epochs
-    shape = tuple(qat_model.input_shape[1:])
     train, val = data.require("train"), data.require("val")
-    x_train, x_val = mnist.preprocess(train.x, shape), mnist.preprocess(val.x, shape)
+    x_train, x_val = train.x, val.x  # preprocessed once by data.load
     fit.set_seed(config.seed)
     ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
     with fit.strategy(config).scope():

@@ -12,17 +12,17 @@ import logging
 import numpy as np
 
 from edgequant.quantize import convert, recipes
+from edgequant.study import Artifact
 from edgequant.train import fit, qat
 
 log = logging.getLogger(__name__)
 
 
-def qat_stage(study, results: dict) -> None:
+def qat_stage(study, results: dict) -> list[Artifact]:
     cfg = study.config.get("qat")
     if cfg is None or not cfg.enabled:
-        return
+        return []
     from edgequant.evaluate import accuracy
-    from edgequant.pipeline import describe_variant
 
     test = study.data.require("test")
     per_tensor = study.config.quantize.weights == "per_tensor"
@@ -41,6 +41,7 @@ def qat_stage(study, results: dict) -> None:
         "per_tensor": per_tensor,
         "parity": {},
     }
+    made = []
     for mode in ("uint8", "int8"):
         recipe = recipes.Recipe(
             f"qat_{mode}",
@@ -56,9 +57,9 @@ def qat_stage(study, results: dict) -> None:
         )
         agreement = float(np.mean(tflite_probs.argmax(-1) == keras_probs.argmax(-1)))
         summary["parity"][recipe.name] = agreement
-        results["variants"].append(
-            describe_variant(
-                study, recipe.name, path, recipe=recipe.to_dict(), qat_keras_agreement=agreement
+        made.append(
+            Artifact(
+                recipe.name, path, {"recipe": recipe.to_dict(), "qat_keras_agreement": agreement}
             )
         )
         log.info("%s: QAT Keras vs TFLite agreement %.4f", recipe.name, agreement)
@@ -79,3 +80,4 @@ def qat_stage(study, results: dict) -> None:
             "cannot be converted for deployment",
         }
     results["qat"] = summary
+    return made

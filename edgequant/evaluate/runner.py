@@ -75,6 +75,11 @@ class SignatureModel:
         self.inputs = [_info(n, d) for n, d in sorted(self.input_details.items())]
         self.outputs = [_info(n, d) for n, d in sorted(self.output_details.items())]
         self.batch_size = max(1, int(batch_size))
+        self._threads = num_threads
+        self._direct = self.runner is None or len(sigs) == 1
+        if self._direct:
+            self.runner = None  # a live runner pins the interpreter: resizing would be refused
+        self._shapes: dict[str, tuple] = {}
 
     @property
     def input_dtype(self) -> str:
@@ -95,14 +100,17 @@ class SignatureModel:
         return np.asarray(y, dtype=np.float32)
 
     def _invoke(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.runner is not None:
+        if not self._direct:
             out = self.runner(**feed)
             return {k: np.array(v) for k, v in out.items()}
+        # One signature (the common case): its tensors are the main subgraph's, so they are set
+        # by index, which skips the signature runner's per-call bookkeeping.
         for name, x in feed.items():
             d = self.input_details[name]
-            if tuple(self.interp.get_tensor(d["index"]).shape) != x.shape:
+            if self._shapes.get(name) != x.shape:
                 self.interp.resize_tensor_input(d["index"], list(x.shape))
                 self.interp.allocate_tensors()
+                self._shapes[name] = x.shape
             self.interp.set_tensor(d["index"], x)
         self.interp.invoke()
         return {k: self.interp.get_tensor(d["index"]) for k, d in self.output_details.items()}
@@ -115,20 +123,27 @@ class SignatureModel:
                 f"{Path(self.path).name}: no data for input(s) {sorted(missing)}; "
                 f"data has {sorted(inputs)}"
             )
-        n = len(next(iter(inputs.values())))
         for name, d in self.input_details.items():
             check_shape(name, inputs[name].shape[1:], _info(name, d).sample_shape, self.path)
+        feed_all = {k: self._prepare(k, inputs[k]) for k in self.input_details}
+        n = len(next(iter(feed_all.values())))
         outs: dict[str, list[np.ndarray]] = {k: [] for k in self.output_details}
         start = 0
         while start < n:
             b = self.batch_size
-            feed = {k: self._prepare(k, v[start : start + b]) for k, v in inputs.items()}
+            feed = {k: v[start : start + b] for k, v in feed_all.items()}
             try:
                 result = self._invoke(feed)
             except (ValueError, RuntimeError):
                 if self.batch_size == 1:
                     raise
-                self.batch_size = 1  # a fixed batch of 1: fall back, once
+                # A model traced with a fixed batch of 1 (the Edge TPU form) cannot be resized:
+                # start again from a fresh interpreter and invoke per sample.
+                self.batch_size = 1
+                self.interp = load_interpreter(self.path, self._threads)
+                self._shapes = {}
+                if not self._direct:
+                    self.runner = self.interp.get_signature_runner(self.signature)
                 continue
             for k, v in result.items():
                 outs[k].append(self._finish(k, v))

@@ -98,6 +98,15 @@ def test_runner_lists_the_runtimes_it_can_use():
     assert device_runner.detect_emulation() is None  # this x86 host is not emulated
 
 
+def test_an_edge_tpu_model_asks_for_the_delegate_and_says_when_it_is_absent(coral_dir):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    assert device_runner.needs_edgetpu(str(model))
+    assert not device_runner.needs_edgetpu(str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite"))
+    # pycoral and libedgetpu are not installed on this host: a one-line reason, not a crash
+    with pytest.raises(device_runner.RunnerError, match="Edge TPU delegate libedgetpu.so.1"):
+        device_runner.make_interpreter(str(model))
+
+
 def test_xnnpack_can_be_switched_off(coral_dir):
     r = device_runner.benchmark(
         str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite"), "litert", xnnpack=False, **FAST

@@ -93,10 +93,15 @@ def _device_runtimes(devices, timeout: float) -> dict[str, list]:
     for d in devices:
         t = Transport(d.destination, _SSH_CONFIG.value, accept_new=_ACCEPT_NEW.value)
         try:
-            found = remote.probe(d, t, timeout)["runtimes"]
+            probed = remote.probe(d, t, timeout)
         finally:
             t.close()
-        print(f"{d.name}: runtimes {', '.join(found.values()) or 'none'}", flush=True)
+        found = probed["runtimes"]
+        print(
+            f"{d.name}: runtimes {', '.join(found.values()) or 'none'}; "
+            f"Edge TPU: {probed.get('edgetpu') or 'absent'}",
+            flush=True,
+        )
         for name in found:
             by_runtime.setdefault(name, []).append(d)
     return by_runtime

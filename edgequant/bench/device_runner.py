@@ -84,16 +84,55 @@ def installed_runtimes():
     return found
 
 
+def edgetpu_available():
+    """How this board would reach an Edge TPU ("pycoral", "libedgetpu.so.1"), or None.
+
+    Loading the library does not need the accelerator plugged in; opening it does, and that
+    failure is reported when a model is actually run."""
+    try:
+        import pycoral.utils.edgetpu  # noqa: F401 - Coral's package, never PyPI's "pycoral"
+
+        return "pycoral"
+    except ImportError:
+        pass
+    import ctypes
+
+    lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
+    try:
+        ctypes.CDLL(lib)
+        return lib
+    except OSError:
+        return None
+
+
+def needs_edgetpu(model_path):
+    """True for a model compiled by edgetpu_compiler: it holds the `edgetpu-custom-op`, which
+    no CPU runtime can run, so the Edge TPU delegate is used when present (and its absence is
+    a clear error instead of an unresolved custom op)."""
+    with open(model_path, "rb") as f:
+        return b"edgetpu-custom-op" in f.read()
+
+
 def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False):
     """Builds an allocated interpreter. Returns (interpreter, info dict).
 
     `xnnpack=False` builds the interpreter without default delegates (XNNPACK is applied by
-    default in LiteRT and TF >= 2.x). `edgetpu=True` uses pycoral's make_interpreter when
-    present, else load_delegate('libedgetpu.so.1'); a missing delegate is a RunnerError.
+    default in LiteRT and TF >= 2.x). `edgetpu=True` (implied by an Edge TPU-compiled model)
+    uses pycoral's make_interpreter when present, else load_delegate('libedgetpu.so.1');
+    a missing delegate is a RunnerError.
     """
     if not os.path.isfile(model_path):
         raise RunnerError("model not found: %s" % model_path)
-    mod, version = _import_runtime(runtime)
+    edgetpu = edgetpu or needs_edgetpu(model_path)
+    if edgetpu and runtime == "auto":
+        # libedgetpu is documented with tflite_runtime.load_delegate (coral.ai/docs/edgetpu/
+        # tflite-python), so that pairing goes first; pycoral, when present, wins below anyway.
+        try:
+            mod, version = _import_runtime("tflite_runtime")
+        except RunnerError:
+            mod, version = _import_runtime("auto")
+    else:
+        mod, version = _import_runtime(runtime)
     info = {"runtime": version.split(" ")[0], "runtime_version": version.split(" ")[-1],
             "num_threads": num_threads, "xnnpack": bool(xnnpack), "delegate": None}
     kwargs = {"model_path": model_path}
@@ -450,7 +489,8 @@ def main(argv=None):
         print(json.dumps(collect_environment()))
         return 0
     if args.list_runtimes:
-        print(json.dumps({"runtimes": installed_runtimes(), "environment": collect_environment()}))
+        print(json.dumps({"runtimes": installed_runtimes(), "edgetpu": edgetpu_available(),
+                          "environment": collect_environment()}))
         return 0
     if not args.model:
         parser.error("a model is required")

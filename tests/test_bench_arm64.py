@@ -52,7 +52,7 @@ def test_arm64_benchmark_is_labelled_emulated_and_checks_parity_in_lsb(server, t
     assert r["emulated"]["label"] == "emulated: functional check, not a latency"
     assert r["emulated"]["latency_ms"]["n"] >= 3
     parity = r["parity"]
-    assert parity["ok"] and 0 <= parity["max_lsb_diff"] <= parity["bound_lsb"] == 2.0
+    assert parity["ok"] and 0 <= parity["max_lsb_diff"] <= parity["bound_lsb"] == 8.0
     assert parity["device_runtime"] == "tflite-runtime 2.14.0"
     assert parity["reference_runtime"].startswith("ai-edge-litert")
     row = compare.table([r]).splitlines()[-1]

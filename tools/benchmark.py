@@ -55,7 +55,7 @@ _STORE = flags.DEFINE_string(
 )
 _PARITY = flags.DEFINE_float(
     "parity_lsb",
-    2.0,
+    8.0,
     "Bound on the device-vs-host (LiteRT) output difference, in LSBs; negative: no check.",
 )
 _HISTORY = flags.DEFINE_string(

@@ -342,10 +342,12 @@ def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference
     """This runtime's outputs against a reference runtime's, for the same seeded inputs.
 
     Integer outputs are compared in LSBs (steps of the output's quantization). Kernels differ in
-    requantization rounding (XNNPACK vs TFLite's optimized kernels), so 1-2 LSB is the normal
-    disagreement between two correct runtimes; more means a wrong kernel or delegate. Float
-    outputs have no LSB: they are compared relative to the reference's largest magnitude, the
-    bound being max_lsb / 256 (the resolution an 8-bit output would have).
+    requantization rounding (XNNPACK vs TFLite's optimized kernels) and the differences carry
+    through the layers: tflite-runtime 2.14 and ai-edge-litert 2.3 disagreed by 0-4 LSB on
+    Coral's test models (4 on tf2_mobilenet_v2_1.0_224_ptq), hence the default bound of 8, twice
+    that and 3% of an 8-bit range; a wrong kernel or a broken delegate is off by tens of LSB.
+    Float outputs have no LSB: they are compared relative to the reference's largest magnitude,
+    the bound being max_lsb / 256 (the resolution an 8-bit output would have).
     """
     with np.load(reference_path) as ref:
         names = [str(n) for n in ref["names"]]
@@ -401,7 +403,7 @@ def _timed_loop(invoke, min_runs, min_secs, max_secs):
 def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False,
               num_runs=100, min_secs=2.0, max_secs=60.0, warmup_runs=5, warmup_min_secs=0.5,
               seed=0, golden=None, golden_atol=0.0, save_output=None, reference=None,
-              reference_runtime="reference", parity_lsb=2.0):
+              reference_runtime="reference", parity_lsb=8.0):
     """Measures invoke latency of one model. Returns a JSON-serializable dict.
 
     `golden`: a .npy of the expected output 0 for the seeded inputs; a mismatch is reported in
@@ -482,7 +484,7 @@ def main(argv=None):
     parser.add_argument("--save_output", default=None)
     parser.add_argument("--reference", default=None, help=".npz of a reference runtime's outputs")
     parser.add_argument("--reference_runtime", default="reference")
-    parser.add_argument("--parity_lsb", type=float, default=2.0)
+    parser.add_argument("--parity_lsb", type=float, default=8.0)
     parser.add_argument("--environment_only", action="store_true")
     args = parser.parse_args(argv)
     if args.environment_only:

@@ -14,6 +14,7 @@ LSBs (`parity`); a difference over `Settings.parity_lsb` fails the check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -96,6 +97,12 @@ def _upload_if_missing(t: Transport, local: Path, remote: str, timeout: float) -
 _REFERENCES: dict[tuple[str, int], tuple[Path, str] | None] = {}
 
 
+@functools.cache
+def _reference_dir() -> tempfile.TemporaryDirectory:
+    """One directory per process for the reference outputs, removed when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="edgequant-ref-")
+
+
 def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
     """The host's LiteRT outputs for the runner's seeded inputs, as (.npz, runtime label).
 
@@ -113,7 +120,7 @@ def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
         except (device_runner.RunnerError, RuntimeError, ValueError):
             _REFERENCES[k] = None
             return None
-        path = Path(tempfile.mkdtemp(prefix="edgequant-ref-")) / f"{k[0]}-s{seed}.npz"
+        path = Path(_reference_dir().name) / f"{k[0]}-s{seed}.npz"
         device_runner.save_reference(interp, path)
         label = f"{info['runtime']} {info['runtime_version']} on the host ({platform.machine()})"
         _REFERENCES[k] = (path, label)

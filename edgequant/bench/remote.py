@@ -21,6 +21,7 @@ import platform
 import shlex
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from edgequant.bench import device_runner
@@ -95,6 +96,7 @@ def _upload_if_missing(t: Transport, local: Path, remote: str, timeout: float) -
 
 
 _REFERENCES: dict[tuple[str, int], tuple[Path, str] | None] = {}
+_REFERENCE_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -107,24 +109,29 @@ def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
     """The host's LiteRT outputs for the runner's seeded inputs, as (.npz, runtime label).
 
     None when the host cannot run the model (an Edge TPU custom op): no parity check then.
-    Computed once per (model, seed) per process.
+    Computed once per (model, seed) per process, under a lock because fleet threads share it;
+    the file name carries the LiteRT version, so a device never keeps a stale reference.
     """
     k = (sha256(model), seed)
-    if k not in _REFERENCES:
-        try:
-            interp, info = device_runner.make_interpreter(str(model), "litert")
-            inputs = device_runner.random_inputs(interp, seed)
-            for detail, value in zip(interp.get_input_details(), inputs, strict=True):
-                interp.set_tensor(detail["index"], value)
-            interp.invoke()
-        except (device_runner.RunnerError, RuntimeError, ValueError):
-            _REFERENCES[k] = None
-            return None
-        path = Path(_reference_dir().name) / f"{k[0]}-s{seed}.npz"
-        device_runner.save_reference(interp, path)
-        label = f"{info['runtime']} {info['runtime_version']} on the host ({platform.machine()})"
-        _REFERENCES[k] = (path, label)
-    return _REFERENCES[k]
+    with _REFERENCE_LOCK:
+        if k not in _REFERENCES:
+            _REFERENCES[k] = _compute_reference(model, *k)
+        return _REFERENCES[k]
+
+
+def _compute_reference(model: Path, model_sha: str, seed: int) -> tuple[Path, str] | None:
+    try:
+        interp, info = device_runner.make_interpreter(str(model), "litert")
+        inputs = device_runner.random_inputs(interp, seed)
+        for detail, value in zip(interp.get_input_details(), inputs, strict=True):
+            interp.set_tensor(detail["index"], value)
+        interp.invoke()
+    except (device_runner.RunnerError, RuntimeError, ValueError):
+        return None
+    name = f"{model_sha}-s{seed}-litert{info['runtime_version']}.npz"
+    path = Path(_reference_dir().name) / name
+    device_runner.save_reference(interp, path)
+    return path, f"{info['runtime']} {info['runtime_version']} on the host ({platform.machine()})"
 
 
 def probe(device: Device, transport: Transport, timeout: float = 300.0) -> dict:

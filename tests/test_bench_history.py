@@ -90,3 +90,21 @@ def test_benchmark_tool_missing_history_dir_is_one_line(tmp_path):
 
 def test_benchmark_tool_needs_a_model_or_a_history():
     assert_one_line_error(run_tool("benchmark", "--runtime=litert"), "--model")
+
+
+def test_host_runs_join_the_history_store(tmp_path, coral_dir):
+    d = _history("stable", tmp_path)
+    proc = run_tool(
+        "benchmark",
+        f"--model={coral_dir / 'split_concat.tflite'}",
+        "--runtime=litert",
+        "--num_runs=5",
+        "--min_secs=0.01",
+        f"--history={d}",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records, _ = history.load(d)
+    assert len(records) == 10 and records[-1]["model"] == "split_concat.tflite"
+    assert records[-1]["device"] == "host" and records[-1]["timestamp"] > records[0]["timestamp"]
+    assert "| host | split_concat.tflite | ai-edge-litert 2.3.0 |  | 1 |" in proc.stdout
+    assert "too short" in proc.stdout

@@ -47,6 +47,7 @@ def test_arm64_benchmark_is_labelled_emulated_and_checks_parity_in_lsb(server, t
     env = r["environment"]
     assert env["machine"] == "aarch64" and env["python"].startswith("3.11")
     assert "bookworm" in env["os"] and "qemu-user" in env["emulated"]
+    assert env["cpu_model"].endswith("(the host's CPU, emulating aarch64)")
     assert (r["runtime"], r["runtime_version"]) == ("tflite-runtime", "2.14.0")
     # the emulator's timing is kept for the record but is never a latency
     assert r["latency_ms"] is None and r["samples_ms"] is None

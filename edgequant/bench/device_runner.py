@@ -294,10 +294,12 @@ def collect_environment():
                         "scaling (echo performance > /sys/devices/system/cpu/cpu*/cpufreq/"
                         "scaling_governor)" % ",".join(governors))
     emulation = detect_emulation(cpuinfo)
+    cpu = cpu or platform.processor() or platform.machine()
     if emulation:
         warnings.append("%s (%s)" % (EMULATED_LABEL, emulation))
+        cpu = "%s (the host's CPU, emulating %s)" % (cpu, platform.machine())
     return {
-        "cpu_model": cpu or platform.processor() or platform.machine(),
+        "cpu_model": cpu,
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "governor": ",".join(governors) or None,

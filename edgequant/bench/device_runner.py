@@ -153,6 +153,9 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
             info.update(runtime="pycoral", delegate="edgetpu:pycoral")
             return interpreter, info
         lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
+        if edgetpu_available() is None:  # checked first: a failed load_delegate warns on exit
+            raise RunnerError("Edge TPU delegate %s could not be loaded (not installed); install "
+                              "libedgetpu (Coral's repository) and connect the accelerator" % lib)
         try:
             delegate = mod.load_delegate(lib)
         except (ValueError, OSError, AttributeError) as e:

@@ -15,7 +15,17 @@ DEVICE_VENV := .venv-device
 DEVICE_HASH := $(shell sha256sum requirements-device.txt | cut -c1-16)
 DEVICE_STAMP := $(DEVICE_VENV)/.stamp-$(DEVICE_HASH)
 
-.PHONY: venv device-venv test-deps run test test-fast lint format clean notebooks check-notebooks
+# Test devices beside .venv-device, built once under .devices/ (git-ignored):
+#   .devices/x86    the loopback device with both runtimes (ai-edge-litert + tflite-runtime,
+#                   numpy<2): what `--runtime=all` compares
+#   .devices/arm64  an emulated arm64 board: Debian bookworm arm64 root + aarch64 wheels, run by
+#                   qemu-user (tests/devices/build_arm64.sh); about 25 s and 300 MB once
+DEVICES := .devices
+DEVICE_X86 := $(DEVICES)/x86
+DEVICE_X86_HASH := $(shell cat requirements-device.txt requirements-device-litert.txt | sha256sum | cut -c1-16)
+DEVICE_ARM64 := $(DEVICES)/arm64
+
+.PHONY: venv device-venv device-x86 device-arm64 test-deps run test test-fast lint format clean notebooks check-notebooks
 
 venv: $(STAMP)
 
@@ -34,6 +44,22 @@ $(DEVICE_STAMP): requirements-device.txt
 	$(DEVICE_VENV)/bin/python -m pip install -q -r requirements-device.txt
 	@rm -f $(DEVICE_VENV)/.stamp-* && touch $@
 
+device-x86: $(DEVICE_X86)/.stamp-$(DEVICE_X86_HASH)
+
+$(DEVICE_X86)/.stamp-$(DEVICE_X86_HASH): requirements-device.txt requirements-device-litert.txt
+	@test -x $(DEVICE_X86)/bin/python || $(PYTHON) -m venv $(DEVICE_X86)
+	$(DEVICE_X86)/bin/python -m pip install -q -r requirements-device-litert.txt
+	@rm -f $(DEVICE_X86)/.stamp-* && touch $@
+
+# CI runs as root on a fresh Debian: qemu-user-static and debootstrap come from apt when missing.
+device-arm64: $(DEVICE_ARM64)/.stamp-$(DEVICE_HASH)
+
+$(DEVICE_ARM64)/.stamp-$(DEVICE_HASH): requirements-device.txt tests/devices/build_arm64.sh | venv
+	@command -v qemu-aarch64-static >/dev/null && command -v debootstrap >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq qemu-user-static debootstrap >/dev/null; }
+	PIP_PYTHON=$(PY) tests/devices/build_arm64.sh $(DEVICE_ARM64) requirements-device.txt
+	@rm -f $(DEVICE_ARM64)/.stamp-* && touch $@
+
 # A real OpenSSH server for the SSH harness tests (Debian's openssh-server; we run as root).
 test-deps:
 	@command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null; }
@@ -41,7 +67,7 @@ test-deps:
 run: venv
 	$(PY) tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist
 
-test: venv device-venv test-deps
+test: venv device-venv device-x86 device-arm64 test-deps
 	$(PY) -m pytest -q
 
 test-fast: venv
@@ -63,4 +89,4 @@ format: venv
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(DEVICE_VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEVICE_VENV) $(DEVICES) runs .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 """The measurement routine and host benchmarks: real interpreters on real Coral models."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgequant.bench import device_runner, host, inventory, remote
+from edgequant.bench import compare, device_runner, host, inventory, remote
 from tests.conftest import REPO, assert_one_line_error, run_tool
 
 FAST = dict(num_runs=20, min_secs=0.05, warmup_runs=2, warmup_min_secs=0.0)
@@ -49,6 +50,60 @@ def test_golden_output_check_catches_a_wrong_result(coral_dir, tmp_path):
     np.save(golden, np.load(golden) // 2)
     bad = device_runner.benchmark(model, "litert", golden=str(golden), **FAST)
     assert not bad["golden_check"]["ok"] and bad["golden_check"]["max_abs_diff"] > 0
+
+
+def test_output_parity_is_in_lsbs_and_names_both_runtimes(coral_dir, tmp_path):
+    model = str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite")
+    interp, _ = device_runner.make_interpreter(model, "litert")
+    for detail, value in zip(
+        interp.get_input_details(), device_runner.random_inputs(interp, 0), strict=True
+    ):
+        interp.set_tensor(detail["index"], value)
+    interp.invoke()
+    reference = tmp_path / "ref.npz"
+    device_runner.save_reference(interp, reference)
+    same = device_runner.benchmark(model, "litert", reference=str(reference), **FAST)
+    assert same["parity"]["ok"] and same["parity"]["max_lsb_diff"] == 0
+    with np.load(reference) as ref:  # a reference 12 LSB away in one element
+        arrays = dict(ref)
+    out = arrays["output_0"].astype(np.int64)
+    out.flat[7] += 12 if out.flat[7] < 200 else -12
+    arrays["output_0"] = out.astype(arrays["output_0"].dtype)
+    np.savez(reference, **arrays)
+    r = device_runner.benchmark(
+        model, "litert", reference=str(reference), reference_runtime="REF 1.0 on the host", **FAST
+    )
+    p = r["parity"]
+    assert not p["ok"] and p["max_lsb_diff"] == 12 and p["bound_lsb"] == 8
+    assert p["message"].startswith("ai-edge-litert 2.3.0 on the device vs REF 1.0 on the host")
+    assert "PARITY FAILED (12 LSB > 8)" in compare.status(r)
+
+
+def test_threads_over_the_core_count_are_a_warning_and_a_field(coral_dir):
+    threads = (os.cpu_count() or 1) + 1
+    r = device_runner.benchmark(
+        str(coral_dir / "split_concat.tflite"), "litert", num_threads=threads, **FAST
+    )
+    assert r["threads_over_cores"] is True and r["latency_ms"]["n"] >= 20
+    assert f"--threads={threads} is more than the {os.cpu_count()} cores" in r["warnings"][0]
+    assert compare.status(r) == f"warning: {threads} threads > {os.cpu_count()} cores"
+    ok = device_runner.benchmark(str(coral_dir / "split_concat.tflite"), "litert", 1, **FAST)
+    assert ok["threads_over_cores"] is False and compare.status(ok) == "ok"
+
+
+def test_runner_lists_the_runtimes_it_can_use():
+    found = host.installed_runtimes()
+    assert found["litert"].startswith("ai-edge-litert ") and "tflite_runtime" not in found
+    assert device_runner.detect_emulation() is None  # this x86 host is not emulated
+
+
+def test_an_edge_tpu_model_asks_for_the_delegate_and_says_when_it_is_absent(coral_dir):
+    model = coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    assert device_runner.needs_edgetpu(str(model))
+    assert not device_runner.needs_edgetpu(str(coral_dir / "mobilenet_v1_0.25_128_quant.tflite"))
+    # pycoral and libedgetpu are not installed on this host: a one-line reason, not a crash
+    with pytest.raises(device_runner.RunnerError, match="Edge TPU delegate libedgetpu.so.1"):
+        device_runner.make_interpreter(str(model))
 
 
 def test_xnnpack_can_be_switched_off(coral_dir):
@@ -112,6 +167,40 @@ def test_device_runner_needs_at_most_python_3_7():
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_missing_inventory_is_one_line_error(coral_dir, tmp_path):
+    assert_one_line_error(
+        run_tool(
+            "benchmark",
+            f"--model={coral_dir / 'split_concat.tflite'}",
+            "--device=pi",
+            f"--inventory={tmp_path}/devices.toml",
+        ),
+        f"device inventory not found: {tmp_path}/devices.toml",
+    )
+
+
+def test_default_inventory_is_the_project_one_from_any_directory(coral_dir, tmp_path, monkeypatch):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "benchmark.py"),
+            f"--model={coral_dir / 'split_concat.tflite'}",
+            "--device=no-such-board",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
+    assert_one_line_error(
+        proc, f"unknown device 'no-such-board'; devices in {REPO}/configs/devices.toml: coral"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert inventory.locate("configs/devices.toml") == REPO / "configs" / "devices.toml"
+    assert inventory.locate("") is None
 
 
 def test_example_inventory_parses():

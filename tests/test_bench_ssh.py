@@ -16,6 +16,8 @@ from tests.conftest import REPO, run_tool
 
 pytestmark = pytest.mark.ssh
 DEVICE_PYTHON = REPO / ".venv-device" / "bin" / "python"
+# the same device with ai-edge-litert beside tflite-runtime (make device-x86)
+BOTH_RUNTIMES_PYTHON = REPO / ".devices" / "x86" / "bin" / "python"
 FAST = remote.Settings(
     "tflite_runtime", threads=1, num_runs=10, min_secs=0.05, warmup_runs=1, warmup_min_secs=0.0
 )
@@ -63,7 +65,9 @@ def test_remote_benchmark_uses_device_runtime_and_caches_the_model(server, tmp_p
     first = remote.run_on_device(dev, model, FAST, t)
     second = remote.run_on_device(dev, model, FAST, t)
     assert first["runtime"] == "tflite-runtime" and first["runtime_version"] == "2.14.0"
-    assert first["environment"]["numpy"].startswith("1.")
+    assert first["environment"]["numpy"].startswith("1.") and first["emulated"] is None
+    assert first["parity"]["ok"] and first["parity"]["max_lsb_diff"] <= 2
+    assert first["environment"]["machine"] == "x86_64" and first["environment"]["os"]
     assert first["model_uploaded"] is True and second["model_uploaded"] is False
     assert (
         second["latency_ms"]["n"] >= 10 and len(second["samples_ms"]) == second["latency_ms"]["n"]
@@ -192,6 +196,40 @@ def test_benchmark_tool_runs_on_an_adhoc_device(server, tmp_path, coral_dir):
     (record,) = json.loads(out.read_text())
     assert record["device"] == "loopdev" and record["runtime"] == "tflite-runtime"
     assert "| loopdev | split_concat.tflite | tflite-runtime 2.14.0 |" in proc.stdout
+
+
+def test_runtime_all_measures_litert_and_tflite_runtime_side_by_side(server, tmp_path, coral_dir):
+    if not BOTH_RUNTIMES_PYTHON.exists():
+        pytest.skip(f"{BOTH_RUNTIMES_PYTHON} missing (make device-x86 builds it)")
+    out = tmp_path / "r.json"
+    proc = run_tool(
+        "benchmark",
+        f"--model={coral_dir / 'mobilenet_v1_0.25_128_quant.tflite'}",
+        "--device=loopdev",
+        f"--ssh_config={server.ssh_config}",
+        f"--remote_python={BOTH_RUNTIMES_PYTHON}",
+        "--inventory=",
+        "--runtime=all",
+        "--threads=1",
+        "--num_runs=10",
+        "--min_secs=0.05",
+        "--parity_lsb=0",  # tflite-runtime's kernels round differently from LiteRT's: 1 LSB
+        f"--store={tmp_path / 'store.jsonl'}",
+        f"--output_json={out}",
+    )
+    records = {r["runtime"]: r for r in json.loads(out.read_text())}
+    assert set(records) == {"ai-edge-litert", "tflite-runtime"}, proc.stdout + proc.stderr
+    assert "| ai-edge-litert 2.3.0 p50 ms | tflite-runtime 2.14.0 p50 ms | fastest |" in proc.stdout
+    # the same LiteRT on both ends agrees exactly; tflite-runtime is over a 0-LSB bound
+    assert records["ai-edge-litert"]["parity"]["ok"]
+    assert records["ai-edge-litert"]["parity"]["max_lsb_diff"] == 0
+    bad = records["tflite-runtime"]["parity"]
+    assert not bad["ok"] and bad["max_lsb_diff"] >= 1
+    assert proc.returncode == 1
+    assert (
+        "parity FAILED: loopdev: mobilenet_v1_0.25_128_quant.tflite: tflite-runtime 2.14.0 on "
+        "the device vs ai-edge-litert 2.3.0 on the host (x86_64): OVER BOUND" in proc.stdout
+    )
 
 
 def test_inventory_device_resolves_by_name(server, tmp_path):

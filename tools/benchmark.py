@@ -3,8 +3,14 @@
   python tools/benchmark.py --model=runs/mnist/uint8.tflite [--runtime=litert] [--threads=1]
   python tools/benchmark.py --model=a.tflite,b.tflite --device=coral-1,pi4 [--ssh_config=F]
   python tools/benchmark.py --model=m.tflite --device=mendel@192.0.2.7:22 --remote_python=/usr/bin/python3
+  python tools/benchmark.py --model=m.tflite --device=pi4 --runtime=all   # every runtime, side by side
+  python tools/benchmark.py --model=m.tflite --device=pi4 --history=runs/history  # measure, then gate
+  python tools/benchmark.py --history=runs/history --history_plot=p50.png        # gate only
 Results (success or structured error) are appended to --store as they finish; a re-run skips
-what already succeeded. Exit status: 0 all succeeded, 1 some failed, 2 bad input.
+what already succeeded. With --history=DIR the store defaults to DIR/results.jsonl (host runs
+are stored too) and every series in DIR is checked for a p50 regression (edgequant/bench/history).
+Exit status: 0 all succeeded, 1 some failed (error, output parity over its bound, golden
+mismatch), 2 bad input, 3 a latency regression in the history.
 """
 
 from edgequant import cli
@@ -13,9 +19,13 @@ cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
 
-_MODELS = flags.DEFINE_list("model", None, "Comma-separated .tflite files.")
+_MODELS = flags.DEFINE_list("model", [], "Comma-separated .tflite files.")
 _RUNTIME = flags.DEFINE_enum(
-    "runtime", "auto", ["auto", "litert", "tflite_runtime", "tf"], "Interpreter runtime."
+    "runtime",
+    "auto",
+    ["auto", "all", "litert", "tflite_runtime", "tf"],
+    "Interpreter runtime; auto = the fastest installed (litert > tflite_runtime > tf); "
+    "all = every installed runtime, side by side.",
 )
 _THREADS = flags.DEFINE_integer("threads", None, "Interpreter threads (default: runtime's choice).")
 _XNNPACK = flags.DEFINE_bool(
@@ -26,7 +36,11 @@ _MIN_SECS = flags.DEFINE_float("min_secs", 2.0, "Minimum measuring time.")
 _MAX_SECS = flags.DEFINE_float("max_secs", 60.0, "Cap on measuring time.")
 _WARMUP = flags.DEFINE_integer("warmup_runs", 5, "Minimum warm-up invokes (not measured).")
 _DEVICES = flags.DEFINE_list("device", [], "Inventory names or user@host:port; empty = this host.")
-_INVENTORY = flags.DEFINE_string("inventory", "configs/devices.toml", "Device inventory (TOML).")
+_INVENTORY = flags.DEFINE_string(
+    "inventory",
+    None,
+    "Device inventory (TOML); default: configs/devices.toml of the project; empty: none.",
+)
 _REMOTE_PY = flags.DEFINE_string(
     "remote_python", None, "Python on the device (overrides the inventory)."
 )
@@ -35,8 +49,19 @@ _ACCEPT_NEW = flags.DEFINE_bool(
     "accept_new_host_key", False, "Trust unknown host keys on first use (opt-in)."
 )
 _STORE = flags.DEFINE_string(
-    "store", "runs/bench/results.jsonl", "Append-only results store (devices)."
+    "store",
+    None,
+    "Append-only results store (default runs/bench/results.jsonl, or DIR/results.jsonl under --history).",
 )
+_PARITY = flags.DEFINE_float(
+    "parity_lsb",
+    8.0,
+    "Bound on the device-vs-host (LiteRT) output difference, in LSBs; negative: no check.",
+)
+_HISTORY = flags.DEFINE_string(
+    "history", None, "Directory of JSONL stores: print the p50 trend, exit 3 on a regression."
+)
+_HISTORY_PLOT = flags.DEFINE_string("history_plot", None, "Write p50 over time (PNG) here.")
 _TIMEOUT = flags.DEFINE_float("step_timeout", 300.0, "Timeout per remote step, seconds.")
 _REFERENCE = flags.DEFINE_string(
     "reference_csv", None, "model,device,p50_ms reference rows to check against."
@@ -44,21 +69,95 @@ _REFERENCE = flags.DEFINE_string(
 _TOLERANCE = flags.DEFINE_float("tolerance", 0.1, "Allowed relative deviation from the reference.")
 _OUT = flags.DEFINE_string("output_json", None, "Write all results here.")
 _PLOT = flags.DEFINE_string("plot", None, "Write a latency plot (PNG) here.")
-flags.mark_flag_as_required("model")
 cli.define_verbose_flag()
 
 
 def _print_progress(r: dict) -> None:
-    done = r.get("error") or f"p50 {r['latency_ms']['p50']:.3f} ms"
+    from edgequant.bench import compare
+
+    if "error" in r:
+        done = r["error"]
+    elif compare.is_latency(r):
+        done = f"{r['runtime']} p50 {r['latency_ms']['p50']:.3f} ms"
+    else:
+        done = f"{r['runtime']}: {compare.status(r)}"
     print(f"{r['device']}: {r['model']}: {done}", flush=True)
+
+
+def _device_runtimes(devices, timeout: float) -> dict[str, list]:
+    """{runtime: [devices that have it]} from each device's own Python (--runtime=all)."""
+    from edgequant.bench import remote
+    from edgequant.bench.ssh import Transport
+
+    by_runtime: dict[str, list] = {}
+    for d in devices:
+        t = Transport(d.destination, _SSH_CONFIG.value, accept_new=_ACCEPT_NEW.value)
+        try:
+            probed = remote.probe(d, t, timeout)
+        finally:
+            t.close()
+        found = probed["runtimes"]
+        print(
+            f"{d.name}: runtimes {', '.join(found.values()) or 'none'}; "
+            f"Edge TPU: {probed.get('edgetpu') or 'absent'}",
+            flush=True,
+        )
+        for name in found:
+            by_runtime.setdefault(name, []).append(d)
+    return by_runtime
+
+
+def _measure(settings, store_path):
+    """Runs every model on every device (or the host); returns the records."""
+    import dataclasses
+
+    from edgequant.bench import fleet, host, inventory, store
+
+    if _DEVICES.value:
+        inv = inventory.DEFAULT if _INVENTORY.value is None else _INVENTORY.value
+        devices = [inventory.resolve(d, inv, _REMOTE_PY.value) for d in _DEVICES.value]
+        if settings.runtime == "all":
+            jobs = list(_device_runtimes(devices, _TIMEOUT.value).items())
+        else:
+            jobs = [(settings.runtime, devices)]
+        records = []
+        for runtime, devs in jobs:
+            records += fleet.run_fleet(
+                _MODELS.value,
+                devs,
+                dataclasses.replace(settings, runtime=runtime),
+                store_path,
+                _SSH_CONFIG.value,
+                step_timeout=_TIMEOUT.value,
+                accept_new=_ACCEPT_NEW.value,
+                on_result=_print_progress,
+            )
+        return records
+    runtimes = list(host.installed_runtimes()) if settings.runtime == "all" else [settings.runtime]
+    records = []
+    for runtime in runtimes:
+        s = dataclasses.replace(settings, runtime=runtime, parity_lsb=None)  # host = reference
+        for m in _MODELS.value:
+            r = host.benchmark_in_subprocess(m, s, _TIMEOUT.value)
+            r.setdefault("device", "host")
+            records.append(r)
+    if _HISTORY.value:  # host runs join the history too
+        results = store.ResultsStore(store_path)
+        for r in records:
+            results.append(r)
+    return records
 
 
 def main(argv):
     import json
     from pathlib import Path
 
-    from edgequant.bench import compare, fleet, host, inventory, remote
+    from edgequant.bench import compare, history, inventory, remote
 
+    if not _MODELS.value and not _HISTORY.value:
+        raise ValueError("give --model=M.tflite[,...] to measure, or --history=DIR to check")
+    if _INVENTORY.value:
+        inventory.locate(_INVENTORY.value)  # a missing file is an error even before it is used
     settings = remote.Settings(
         _RUNTIME.value,
         _THREADS.value,
@@ -67,28 +166,37 @@ def main(argv):
         _MIN_SECS.value,
         _MAX_SECS.value,
         _WARMUP.value,
+        parity_lsb=None if _PARITY.value < 0 else _PARITY.value,
     )
     for m in _MODELS.value:
         if not Path(m).is_file():
             raise FileNotFoundError(f"model not found: {m}")
-    if _DEVICES.value:
-        devices = [inventory.resolve(d, _INVENTORY.value, _REMOTE_PY.value) for d in _DEVICES.value]
-        records = fleet.run_fleet(
-            _MODELS.value,
-            devices,
-            settings,
-            _STORE.value,
-            _SSH_CONFIG.value,
-            step_timeout=_TIMEOUT.value,
-            accept_new=_ACCEPT_NEW.value,
-            on_result=_print_progress,
-        )
-    else:
-        records = [host.benchmark_in_subprocess(m, settings, _TIMEOUT.value) for m in _MODELS.value]
-    print(compare.table(records))
+    if _HISTORY.value and not Path(_HISTORY.value).is_dir() and not _MODELS.value:
+        raise NotADirectoryError(f"history directory not found: {_HISTORY.value}")
+    store_path = _STORE.value or (
+        str(Path(_HISTORY.value) / "results.jsonl")
+        if _HISTORY.value
+        else "runs/bench/results.jsonl"
+    )
+    records = _measure(settings, store_path) if _MODELS.value else []
+    failed = any("error" in r for r in records)
+    if records:
+        print(compare.table(records))
+    if settings.runtime == "all" and records:
+        print(compare.runtime_table(records))
     for r in records:
-        for w in r.get("environment", {}).get("warnings", []):
-            print(f"warning: {r.get('device', 'host')}: {w}")
+        for w in [*r.get("environment", {}).get("warnings", []), *r.get("warnings", [])]:
+            print(f"warning: {r.get('device', 'host')}: {r.get('model')}: {w}")
+        for check in ("parity", "golden_check"):
+            c = r.get(check)
+            if c and not c.get("ok"):
+                failed = True
+                print(
+                    f"{check} FAILED: {r.get('device', 'host')}: {r.get('model')}: "
+                    f"{c.get('message') or c}"
+                )
+        if r.get("parity") and r["parity"].get("ok"):
+            print(f"parity: {r.get('device', 'host')}: {r.get('model')}: {r['parity']['message']}")
     if _REFERENCE.value:
         for v in compare.check_reference(records, _REFERENCE.value, _TOLERANCE.value):
             mark = "ok" if v["ok"] else "OUT OF BAND"
@@ -99,7 +207,29 @@ def main(argv):
         Path(_OUT.value).write_text(json.dumps(records, indent=1))
     if _PLOT.value:
         compare.plot(records, _PLOT.value)
-    return 1 if any("error" in r for r in records) else 0
+    if _HISTORY.value:
+        past, emulated = history.load(_HISTORY.value)
+        verdicts = history.detect(past)
+        print(
+            f"history {_HISTORY.value}: {len(past)} runs in {len(verdicts)} series"
+            + (f" ({emulated} emulated records left out: not latencies)" if emulated else "")
+        )
+        print(history.trend_table(verdicts))
+        if _HISTORY_PLOT.value and verdicts:
+            history.plot(verdicts, _HISTORY_PLOT.value)
+        elif _HISTORY_PLOT.value:
+            print(f"no plot: {_HISTORY.value} holds no latency records yet")
+        regressions = [v for v in verdicts if v.status == "regression"]
+        for v in regressions:
+            print(
+                f"REGRESSION: {v.device} {v.model} {v.runtime}: p50 {v.latest_ms:.3f} ms > "
+                f"threshold {v.threshold_ms:.3f} ms (median {v.baseline_ms:.3f} ms of the "
+                f"previous runs + max({history.K:g} x noise {v.noise_ms:.3f} ms, "
+                f"{100 * history.FLOOR:g}%))"
+            )
+        if regressions:
+            return 3
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

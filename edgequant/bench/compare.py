@@ -3,6 +3,9 @@
 A reference CSV (`model,device,p50_ms`) holds known-good numbers per device; a measurement
 outside `tolerance` (fraction) of its reference is flagged, which catches a board running at a
 low governor, a thermal throttle or a silently missing delegate.
+
+An emulated record (an aarch64 Python under qemu-user) carries no `latency_ms`: every table here
+shows its label instead of a number, so an emulator's timing is never read as a board's.
 """
 
 from __future__ import annotations
@@ -11,23 +14,85 @@ import csv
 from pathlib import Path
 
 
+def is_latency(record: dict) -> bool:
+    """A successful measurement on real hardware (not an error, not an emulator's timing)."""
+    return "error" not in record and bool(record.get("latency_ms"))
+
+
+def status(record: dict) -> str:
+    """ok, or what makes the number suspect: emulation, output parity, oversubscribed threads."""
+    notes = []
+    if record.get("emulated"):
+        notes.append(record["emulated"].get("label", "emulated"))
+    parity = record.get("parity")
+    if parity and not parity.get("ok"):
+        notes.append(f"PARITY FAILED ({_lsb(parity)} LSB > {parity.get('bound_lsb'):g})")
+    if record.get("golden_check") and not record["golden_check"].get("ok"):
+        notes.append("GOLDEN MISMATCH")
+    if record.get("threads_over_cores"):
+        cores = record.get("environment", {}).get("cores")
+        notes.append(f"warning: {record.get('num_threads')} threads > {cores} cores")
+    return "; ".join(notes) or "ok"
+
+
+def _lsb(parity: dict | None) -> str:
+    if not parity or parity.get("max_lsb_diff") is None:
+        return ""
+    return f"{parity['max_lsb_diff']:g}"
+
+
 def table(records: list[dict]) -> str:
     lines = [
-        "| device | model | runtime | threads | p50 ms | p90 ms | p99 ms | n | status |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| device | model | runtime | threads | p50 ms | p90 ms | p99 ms | n | parity LSB | status |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         if "error" in r:
             lines.append(
-                f"| {r.get('device', 'host')} | {r.get('model', '?')} | | | | | | | "
+                f"| {r.get('device', 'host')} | {r.get('model', '?')} | | | | | | | | "
                 f"{r.get('kind', 'error')}: {r['error'][:80]} |"
             )
             continue
+        head = (
+            f"| {r.get('device', 'host')} | {r['model']} | {r['runtime']} {r['runtime_version']} | "
+            f"{r.get('num_threads') or ''} |"
+        )
+        if not is_latency(r):  # emulated: the number is not shown at all
+            lines.append(f"{head} - | - | - | | {_lsb(r.get('parity'))} | {status(r)} |")
+            continue
         s = r["latency_ms"]
         lines.append(
-            f"| {r.get('device', 'host')} | {r['model']} | {r['runtime']} {r['runtime_version']} | "
-            f"{r.get('num_threads') or ''} | {s['p50']:.3f} | {s['p90']:.3f} | {s['p99']:.3f} | "
-            f"{s['n']} | ok |"
+            f"{head} {s['p50']:.3f} | {s['p90']:.3f} | {s['p99']:.3f} | {s['n']} | "
+            f"{_lsb(r.get('parity'))} | {status(r)} |"
+        )
+    return "\n".join(lines)
+
+
+def runtime_table(records: list[dict]) -> str:
+    """One row per (device, model, threads), one p50 column per runtime, and the fastest:
+    the table that says what to install on a board."""
+    ok = [r for r in records if is_latency(r)]
+    runtimes = sorted({f"{r['runtime']} {r['runtime_version']}" for r in ok})
+    rows: dict[tuple, dict[str, float]] = {}
+    for r in ok:
+        row = rows.setdefault((r.get("device", "host"), r["model"], r.get("num_threads")), {})
+        row[f"{r['runtime']} {r['runtime_version']}"] = r["latency_ms"]["p50"]
+    lines = [
+        "| device | model | threads | "
+        + " | ".join(f"{rt} p50 ms" for rt in runtimes)
+        + " | fastest |",
+        "|---|---|---:|" + "---:|" * len(runtimes) + "---|",
+    ]
+    for (device, model, threads), row in rows.items():
+        best = min(row, key=row.get)
+        cells = [f"{row[rt]:.3f}" if rt in row else "" for rt in runtimes]
+        speedup = max(row.values()) / row[best] if len(row) > 1 else 1.0
+        lines.append(
+            f"| {device} | {model} | {threads or ''} | "
+            + " | ".join(cells)
+            + f" | {best}"
+            + (f" ({speedup:.1f}x)" if len(row) > 1 else "")
+            + " |"
         )
     return "\n".join(lines)
 
@@ -43,7 +108,7 @@ def check_reference(
     out = []
     for r in records:
         ref = refs.get((r.get("model"), r.get("device", "host")))
-        if ref is None or "error" in r:
+        if ref is None or not is_latency(r):
             continue
         p50 = r["latency_ms"]["p50"]
         out.append(
@@ -65,7 +130,7 @@ def plot(records: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in records if "error" not in r]
+    ok = [r for r in records if is_latency(r)]
     models = sorted({r["model"] for r in ok})
     devices = sorted({f"{r.get('device', 'host')} ({r['runtime']})" for r in ok})
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(models) * max(1, len(devices))), 4.5))

@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-RUNTIMES = ("litert", "tflite_runtime", "tf")
+RUNTIMES = ("litert", "tflite_runtime", "tf")  # the order `auto` tries: fastest first
+EMULATED_LABEL = "emulated: functional check, not a latency"
 EDGETPU_LIB = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
@@ -68,16 +69,70 @@ def _import_runtime(runtime):
     raise RunnerError("unknown runtime %r; choose one of %s" % (runtime, ", ".join(RUNTIMES)))
 
 
+def installed_runtimes():
+    """{runtime name: "package version"} of every runtime this Python can import.
+
+    `--runtime=all` measures each of them; `auto` takes the first in RUNTIMES order, because
+    ai-edge-litert (current XNNPACK) ran several times faster than tflite-runtime 2.14 here.
+    """
+    found = {}
+    for name in RUNTIMES:
+        try:
+            found[name] = _import_runtime(name)[1]
+        except RunnerError:
+            continue
+    return found
+
+
+def edgetpu_available():
+    """How this board would reach an Edge TPU ("pycoral", "libedgetpu.so.1"), or None.
+
+    Loading the library does not need the accelerator plugged in; opening it does, and that
+    failure is reported when a model is actually run."""
+    try:
+        import pycoral.utils.edgetpu  # noqa: F401 - Coral's package, never PyPI's "pycoral"
+
+        return "pycoral"
+    except ImportError:
+        pass
+    import ctypes
+
+    lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
+    try:
+        ctypes.CDLL(lib)
+        return lib
+    except OSError:
+        return None
+
+
+def needs_edgetpu(model_path):
+    """True for a model compiled by edgetpu_compiler: it holds the `edgetpu-custom-op`, which
+    no CPU runtime can run, so the Edge TPU delegate is used when present (and its absence is
+    a clear error instead of an unresolved custom op)."""
+    with open(model_path, "rb") as f:
+        return b"edgetpu-custom-op" in f.read()
+
+
 def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False):
     """Builds an allocated interpreter. Returns (interpreter, info dict).
 
     `xnnpack=False` builds the interpreter without default delegates (XNNPACK is applied by
-    default in LiteRT and TF >= 2.x). `edgetpu=True` uses pycoral's make_interpreter when
-    present, else load_delegate('libedgetpu.so.1'); a missing delegate is a RunnerError.
+    default in LiteRT and TF >= 2.x). `edgetpu=True` (implied by an Edge TPU-compiled model)
+    uses pycoral's make_interpreter when present, else load_delegate('libedgetpu.so.1');
+    a missing delegate is a RunnerError.
     """
     if not os.path.isfile(model_path):
         raise RunnerError("model not found: %s" % model_path)
-    mod, version = _import_runtime(runtime)
+    edgetpu = edgetpu or needs_edgetpu(model_path)
+    if edgetpu and runtime == "auto":
+        # libedgetpu is documented with tflite_runtime.load_delegate (coral.ai/docs/edgetpu/
+        # tflite-python), so that pairing goes first; pycoral, when present, wins below anyway.
+        try:
+            mod, version = _import_runtime("tflite_runtime")
+        except RunnerError:
+            mod, version = _import_runtime("auto")
+    else:
+        mod, version = _import_runtime(runtime)
     info = {"runtime": version.split(" ")[0], "runtime_version": version.split(" ")[-1],
             "num_threads": num_threads, "xnnpack": bool(xnnpack), "delegate": None}
     kwargs = {"model_path": model_path}
@@ -98,6 +153,9 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
             info.update(runtime="pycoral", delegate="edgetpu:pycoral")
             return interpreter, info
         lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
+        if edgetpu_available() is None:  # checked first: a failed load_delegate warns on exit
+            raise RunnerError("Edge TPU delegate %s could not be loaded (not installed); install "
+                              "libedgetpu (Coral's repository) and connect the accelerator" % lib)
         try:
             delegate = mod.load_delegate(lib)
         except (ValueError, OSError, AttributeError) as e:
@@ -174,6 +232,36 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def _os_name():
+    """PRETTY_NAME of /etc/os-release (e.g. "Mendel GNU/Linux 5 (Eagle)"), else platform's."""
+    for line in (_read("/etc/os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    return "%s %s" % (platform.system(), platform.release())
+
+
+_ARM = ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def detect_emulation(cpuinfo=None):
+    """Why this Python is emulated (a reason string), or None on real hardware.
+
+    qemu-user runs a foreign binary as an ordinary host process: the process name stays the
+    emulator's (`qemu-aarch64-st`, from /proc/self/comm, which qemu does not fake), and the
+    kernel's /proc/cpuinfo still describes the host CPU (an x86 vendor_id under an aarch64
+    Python). Either is enough; timings from such a process measure the emulator, not a board.
+    """
+    comm = _read("/proc/self/comm") or ""
+    if comm.startswith("qemu-"):
+        return "running under qemu-user (process %s, %s Python)" % (comm, platform.machine())
+    cpuinfo = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    if platform.machine() in _ARM and "vendor_id" in (cpuinfo or ""):
+        vendor = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
+                  if ln.startswith("vendor_id") and ":" in ln][0]
+        return "%s Python on a kernel reporting an x86 CPU (%s)" % (platform.machine(), vendor)
+    return None
+
+
 def collect_environment():
     """What the numbers depend on: CPU, governor, temperature/throttling, kernel, versions.
 
@@ -208,14 +296,21 @@ def collect_environment():
         warnings.append("CPU governor is %s, not performance: latency may vary with frequency "
                         "scaling (echo performance > /sys/devices/system/cpu/cpu*/cpufreq/"
                         "scaling_governor)" % ",".join(governors))
+    emulation = detect_emulation(cpuinfo)
+    cpu = cpu or platform.processor() or platform.machine()
+    if emulation:
+        warnings.append("%s (%s)" % (EMULATED_LABEL, emulation))
+        cpu = "%s (the host's CPU, emulating %s)" % (cpu, platform.machine())
     return {
-        "cpu_model": cpu or platform.processor() or platform.machine(),
+        "cpu_model": cpu,
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "governor": ",".join(governors) or None,
         "temperatures_c": temps,
         "throttled": throttled,
         "kernel": platform.release(),
+        "os": _os_name(),
+        "emulated": emulation,
         "device_tree_model": (_read("/proc/device-tree/model") or "").rstrip("\x00") or None,
         "hostname": platform.node(),
         "python": platform.python_version(),
@@ -232,6 +327,67 @@ def check_golden(interpreter, golden_path, atol):
         return {"ok": False, "reason": "output shape %s, golden %s" % (list(got.shape), list(expected.shape))}
     diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
     return {"ok": diff <= atol, "max_abs_diff": diff, "atol": atol}
+
+
+def output_tensors(interpreter):
+    """Every output, in the model's output order (the same order in every runtime)."""
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def save_reference(interpreter, path):
+    """Writes all outputs and their names as .npz: the host side of the parity check."""
+    outs = output_tensors(interpreter)
+    arrays = dict(("output_%d" % i, o) for i, o in enumerate(outs))
+    arrays["names"] = np.array([d["name"] for d in interpreter.get_output_details()])
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference_runtime):
+    """This runtime's outputs against a reference runtime's, for the same seeded inputs.
+
+    Integer outputs are compared in LSBs (steps of the output's quantization). Kernels differ in
+    requantization rounding (XNNPACK vs TFLite's optimized kernels) and the differences carry
+    through the layers: tflite-runtime 2.14 and ai-edge-litert 2.3 disagreed by 0-4 LSB on
+    Coral's test models (4 on tf2_mobilenet_v2_1.0_224_ptq), hence the default bound of 8, twice
+    that and 3% of an 8-bit range; a wrong kernel or a broken delegate is off by tens of LSB.
+    Float outputs have no LSB: they are compared relative to the reference's largest magnitude,
+    the bound being max_lsb / 256 (the resolution an 8-bit output would have).
+    """
+    with np.load(reference_path) as ref:
+        names = [str(n) for n in ref["names"]]
+        expected = [ref["output_%d" % i] for i in range(len(names))]
+    details = interpreter.get_output_details()
+    got = output_tensors(interpreter)
+    who = "%s on the device vs %s" % (device_runtime, reference_runtime)
+    if len(got) != len(expected):
+        return {"ok": False, "message": "%s: %d outputs vs %d" % (who, len(got), len(expected))}
+    per_output, worst, ok = [], 0.0, True
+    for d, g, e, name in zip(details, got, expected, names):
+        if g.shape != e.shape:
+            return {"ok": False, "message": "%s: output %s has shape %s vs %s"
+                    % (who, name, list(g.shape), list(e.shape))}
+        diff = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
+        if np.issubdtype(g.dtype, np.integer):
+            unit, value, bound = "LSB", diff, float(max_lsb)
+        else:
+            scale = float(np.max(np.abs(e))) if e.size else 0.0
+            unit, value, bound = "relative", diff / scale if scale else diff, max_lsb / 256.0
+        per_output.append({"name": d["name"], "unit": unit, "max_diff": value, "bound": bound})
+        ok = ok and value <= bound
+        worst = max(worst, value) if unit == "LSB" else worst
+    lsb = [o for o in per_output if o["unit"] == "LSB"]
+    summary = ", ".join("%s %.4g %s" % (o["name"], o["max_diff"], o["unit"]) for o in per_output)
+    return {
+        "ok": ok,
+        "max_lsb_diff": worst if lsb else None,
+        "bound_lsb": float(max_lsb),
+        "device_runtime": device_runtime,
+        "reference_runtime": reference_runtime,
+        "outputs": per_output,
+        "message": "%s: %s (%s; bound %g LSB)" % (who, "within bound" if ok else "OVER BOUND",
+                                                 summary, max_lsb),
+    }
 
 
 def _timed_loop(invoke, min_runs, min_secs, max_secs):
@@ -251,12 +407,16 @@ def _timed_loop(invoke, min_runs, min_secs, max_secs):
 
 def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False,
               num_runs=100, min_secs=2.0, max_secs=60.0, warmup_runs=5, warmup_min_secs=0.5,
-              seed=0, golden=None, golden_atol=0.0, save_output=None):
+              seed=0, golden=None, golden_atol=0.0, save_output=None, reference=None,
+              reference_runtime="reference", parity_lsb=8.0):
     """Measures invoke latency of one model. Returns a JSON-serializable dict.
 
     `golden`: a .npy of the expected output 0 for the seeded inputs; a mismatch is reported in
     `golden_check` so a delegate that silently computes wrong results is caught.
     `save_output`: writes output 0 for the seeded inputs as .npy (to make a golden file).
+    `reference`: a .npz of all outputs from another runtime (the host's LiteRT) for the same
+    seeded inputs; the difference is reported in LSBs in `parity` and fails over `parity_lsb`.
+    Under emulation the timings are kept apart under `emulated`, never as `latency_ms`.
     """
     t0 = time.perf_counter()
     interpreter, info = make_interpreter(model_path, runtime, num_threads, xnnpack, edgetpu)
@@ -267,25 +427,45 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
     interpreter.invoke()
     first_ms = (time.perf_counter() - t0) * 1e3
     golden_check = check_golden(interpreter, golden, golden_atol) if golden else None
+    runtime_text = "%s %s" % (info["runtime"], info["runtime_version"])
+    parity = (check_parity(interpreter, reference, parity_lsb, runtime_text, reference_runtime)
+              if reference else None)
     if save_output:
         np.save(save_output, interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
     warm = _timed_loop(interpreter.invoke, warmup_runs, warmup_min_secs, max_secs)
     samples = _timed_loop(interpreter.invoke, num_runs, min_secs, max_secs)
+    environment = collect_environment()
+    warnings = []
+    cores = environment["cores"]
+    over = bool(num_threads and cores and int(num_threads) > cores)
+    if over:
+        warnings.append("--threads=%d is more than the %d cores here: threads time-share cores, "
+                        "so this latency is not the %d-thread figure" % (int(num_threads), cores,
+                                                                         int(num_threads)))
+    timing = {"init_ms": init_ms, "first_invoke_ms": first_ms, "warmup": summarize(warm),
+              "latency_ms": summarize(samples), "samples_ms": samples}
     result = dict(info)
     result.update({
         "model": os.path.basename(model_path),
         "model_sha256": sha256_file(model_path),
         "golden_check": golden_check,
-        "environment": collect_environment(),
-        "init_ms": init_ms,
-        "first_invoke_ms": first_ms,
-        "warmup": summarize(warm),
-        "latency_ms": summarize(samples),
-        "samples_ms": samples,
+        "parity": parity,
+        "environment": environment,
+        "threads_over_cores": over,
+        "warnings": warnings,
+        "timestamp": time.time(),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {"num_runs": num_runs, "min_secs": min_secs, "max_secs": max_secs,
                      "warmup_runs": warmup_runs, "warmup_min_secs": warmup_min_secs,
                      "seed": seed},
     })
+    if environment["emulated"]:
+        # An emulator's timings are not a board's: keep them for the functional record only.
+        result["emulated"] = dict(timing, label=EMULATED_LABEL, reason=environment["emulated"])
+        timing = dict((k, None) for k in timing)
+    else:
+        result["emulated"] = None
+    result.update(timing)
     return result
 
 
@@ -293,6 +473,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?")
     parser.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIMES)
+    parser.add_argument("--list_runtimes", action="store_true",
+                        help="print the installed runtimes and the environment, then exit")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no_xnnpack", action="store_true")
     parser.add_argument("--edgetpu", action="store_true")
@@ -305,16 +487,26 @@ def main(argv=None):
     parser.add_argument("--golden", default=None)
     parser.add_argument("--golden_atol", type=float, default=0.0)
     parser.add_argument("--save_output", default=None)
+    parser.add_argument("--reference", default=None, help=".npz of a reference runtime's outputs")
+    parser.add_argument("--reference_runtime", default="reference")
+    parser.add_argument("--parity_lsb", type=float, default=8.0)
     parser.add_argument("--environment_only", action="store_true")
     args = parser.parse_args(argv)
     if args.environment_only:
         print(json.dumps(collect_environment()))
         return 0
+    if args.list_runtimes:
+        print(json.dumps({"runtimes": installed_runtimes(), "edgetpu": edgetpu_available(),
+                          "environment": collect_environment()}))
+        return 0
+    if not args.model:
+        parser.error("a model is required")
     try:
         result = benchmark(args.model, args.runtime, args.threads, not args.no_xnnpack,
                            args.edgetpu, args.num_runs, args.min_secs, args.max_secs,
                            args.warmup_runs, args.warmup_min_secs, args.seed, args.golden,
-                           args.golden_atol, args.save_output)
+                           args.golden_atol, args.save_output, args.reference,
+                           args.reference_runtime, args.parity_lsb)
     except RunnerError as e:
         print(json.dumps({"error": str(e), "kind": "runner"}))
         return 2

@@ -1,4 +1,4 @@
-"""Host benchmarks, each model in its own subprocess.
+"""Host benchmarks, each model in its own subprocess; the runtimes the host can run.
 
 An interpreter that segfaults on a bad model takes its process with it; running the device
 runner as a child process turns that into a structured error result instead of a dead batch.
@@ -45,3 +45,14 @@ def benchmark_in_subprocess(
         }
     tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
     return {"error": tail[0], "kind": "crash", "model": Path(model).name}
+
+
+def installed_runtimes(python: str = sys.executable, timeout: float = 120.0) -> dict[str, str]:
+    """{runtime name: "package version"} that `python` can run the device runner with."""
+    proc = subprocess.run(
+        [python, str(RUNNER), "--list_runtimes"], capture_output=True, text=True, timeout=timeout
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{python} could not list its runtimes: {proc.stderr.strip()[-200:]}")
+    return json.loads(lines[-1])["runtimes"]

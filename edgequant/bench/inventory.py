@@ -18,6 +18,8 @@ import tomllib
 from edgequant.bench.ssh import Destination
 
 _FIELDS = {"ssh", "python", "workdir", "edgetpu", "tags"}
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "configs" / "devices.toml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +60,27 @@ def load(path: str | Path) -> dict[str, Device]:
     return devices
 
 
+def locate(inventory: str | Path | None) -> Path | None:
+    """The inventory file, or None when none is wanted ("" or None).
+
+    A relative path that does not exist from the current directory is looked up from the
+    project root, so `configs/devices.toml` works from anywhere; a file found in neither place
+    is an error, never a silent "no inventory".
+    """
+    if not inventory:
+        return None
+    path = Path(inventory).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute() and (ROOT / path).is_file():
+        return ROOT / path
+    raise FileNotFoundError(f"device inventory not found: {inventory}")
+
+
 def resolve(spec: str, inventory: str | Path | None = None, python: str | None = None) -> Device:
     """A device by inventory name, or an ad-hoc `user@host:port` (with --remote_python)."""
-    if inventory and Path(inventory).is_file():
+    inventory = locate(inventory)
+    if inventory:
         devices = load(inventory)
         if spec in devices:
             d = devices[spec]

@@ -5,14 +5,23 @@ to `<workdir>/runner-<sha256>.py`; both are sent only when missing, so a re-run 
 trip plus the measurement. Each run gets a fresh `mktemp -d` directory on the device for its
 output, removed afterwards. The device runner times `invoke()` itself and returns every sample,
 so network latency never enters the numbers.
+
+Output parity: the host runs the model once with LiteRT on the same seeded inputs, the outputs
+go to the device (content-addressed like the model), and the runner reports the difference in
+LSBs (`parity`); a difference over `Settings.parity_lsb` fails the check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import platform
 import shlex
+import signal
+import tempfile
+import threading
 from pathlib import Path
 
 from edgequant.bench import device_runner
@@ -35,6 +44,7 @@ class Settings:
     warmup_runs: int = 5
     warmup_min_secs: float = 0.5
     seed: int = 0
+    parity_lsb: float | None = 8.0  # None: no output-parity check against the host
 
     def runner_args(self) -> list[str]:
         a = [
@@ -57,6 +67,8 @@ class Settings:
             a += ["--threads", str(self.threads)]
         if not self.xnnpack:
             a.append("--no_xnnpack")
+        if self.parity_lsb is not None:
+            a += ["--parity_lsb", str(self.parity_lsb)]
         return a
 
     def to_dict(self) -> dict:
@@ -83,6 +95,70 @@ def _upload_if_missing(t: Transport, local: Path, remote: str, timeout: float) -
     return True
 
 
+_REFERENCES: dict[tuple[str, int], tuple[Path, str] | None] = {}
+_REFERENCE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _reference_dir() -> tempfile.TemporaryDirectory:
+    """One directory per process for the reference outputs, removed when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="edgequant-ref-")
+
+
+def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
+    """The host's LiteRT outputs for the runner's seeded inputs, as (.npz, runtime label).
+
+    None when the host cannot run the model (an Edge TPU custom op): no parity check then.
+    Computed once per (model, seed) per process, under a lock because fleet threads share it;
+    the file name carries the LiteRT version, so a device never keeps a stale reference.
+    """
+    k = (sha256(model), seed)
+    with _REFERENCE_LOCK:
+        if k not in _REFERENCES:
+            _REFERENCES[k] = _compute_reference(model, *k)
+        return _REFERENCES[k]
+
+
+def _compute_reference(model: Path, model_sha: str, seed: int) -> tuple[Path, str] | None:
+    try:
+        interp, info = device_runner.make_interpreter(str(model), "litert")
+        inputs = device_runner.random_inputs(interp, seed)
+        for detail, value in zip(interp.get_input_details(), inputs, strict=True):
+            interp.set_tensor(detail["index"], value)
+        interp.invoke()
+    except (device_runner.RunnerError, RuntimeError, ValueError):
+        return None
+    name = f"{model_sha}-s{seed}-litert{info['runtime_version']}.npz"
+    path = Path(_reference_dir().name) / name
+    device_runner.save_reference(interp, path)
+    return path, f"{info['runtime']} {info['runtime_version']} on the host ({platform.machine()})"
+
+
+def probe(device: Device, transport: Transport, timeout: float = 300.0) -> dict:
+    """{"runtimes": {name: "package version"}, "environment": {...}} of the device's Python."""
+    base = remote_dir(device.workdir)
+    remote_runner = f"{base}/runner-{sha256(RUNNER)[:16]}.py"
+    _upload_if_missing(transport, RUNNER, remote_runner, timeout)
+    rc, out, err = transport.call([device.python, remote_runner, "--list_runtimes"], timeout)
+    if rc != 0:
+        raise RemoteError(f"{device.name}: {_failure(rc, err, device)}")
+    return _last_json(out)
+
+
+def _failure(rc: int, err: str, device: Device) -> str:
+    """One line saying why the device's Python failed (not found, module missing, killed)."""
+    if rc == 127:
+        return f"remote python '{device.python}' not found (is it installed?)"
+    if "No module named" in err:
+        missing = err.strip().splitlines()[-1]
+        return f"{missing} (install numpy and tflite-runtime on the device)"
+    if rc > 128 and rc - 128 in signal.valid_signals():
+        # sh reports a child killed by signal N as 128+N (the OOM killer, a crash, a kill -9).
+        return f"device runner killed by {signal.Signals(rc - 128).name} (exit status {rc})"
+    tail = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
+    return f"device runner failed: {tail}"
+
+
 def run_on_device(
     device: Device,
     model: str | Path,
@@ -107,31 +183,26 @@ def run_on_device(
     args = [*settings.runner_args()]
     if device.edgetpu and "_edgetpu" in model.name:
         args.append("--edgetpu")
+    reference = host_reference(model, settings.seed) if settings.parity_lsb is not None else None
+    if reference:
+        remote_ref = f"{base}/reference/{reference[0].name}"
+        _upload_if_missing(transport, reference[0], remote_ref, timeout)
+        args += ["--reference", remote_ref, "--reference_runtime", reference[1]]
     inner = " ".join(
         [
             shlex.quote(device.python),
             on_device(remote_runner),
             on_device(remote_model),
-            *(shlex.quote(a) for a in args),
+            *(on_device(a) if a.startswith(f"{base}/") else shlex.quote(a) for a in args),
         ]
     )
     # One temp dir per run as the runner's working directory; always removed, even on failure.
     script = f'h=$(pwd); d=$(mktemp -d) || exit 1; cd "$d" || exit 1; {inner}; rc=$?; cd /; rm -rf "$d"; exit $rc'
     rc, out, err = transport.call(["sh", "-c", script], timeout)
-    if rc == 127:
-        raise RemoteError(
-            f"{device.name}: remote python '{device.python}' not found (is it installed?)"
-        )
-    if "No module named" in err:
-        missing = err.strip().splitlines()[-1]
-        raise RemoteError(
-            f"{device.name}: {missing} (install numpy and tflite-runtime on the device)"
-        )
     try:
         result = _last_json(out)
     except RemoteError:
-        tail = err.strip().splitlines()[-1] if err.strip() else f"exit status {rc}"
-        raise RemoteError(f"{device.name}: device runner failed: {tail}") from None
+        raise RemoteError(f"{device.name}: {_failure(rc, err, device)}") from None
     if "error" in result:
         raise RemoteError(f"{device.name}: {result['error']}")
     result.update(

@@ -162,6 +162,12 @@ def devices_section(results: dict) -> list[str]:
                 f"| {r['device']} | {r['model']} | | {r.get('kind')}: {r['error'][:70]} | | |"
             )
             continue
+        if not r.get("latency_ms"):  # an emulated board: a functional check, never a latency
+            lines.append(
+                f"| {r['device']} | {r['model']} | {r['runtime']} {r['runtime_version']} | "
+                "emulated: functional check, not a latency | | |"
+            )
+            continue
         p50, h = r["latency_ms"]["p50"], host.get(r["model"])
         ratio = f"{p50 / h:.1f}x" if h else ""
         lines.append(

@@ -180,10 +180,10 @@ def test_two_input_two_output_model_takes_npz_arrays_by_input_name(tmp_path):
 # --- images --------------------------------------------------------------------------------------
 
 
-def test_keras3_png_class_folders_give_a_gated_edgetpu_bundle(
-    keras3_digit_model, digit_folder, tmp_path
-):
-    out = tmp_path / "bundle"
+@pytest.fixture(scope="module")
+def digit_bundle(keras3_digit_model, digit_folder, tmp_path_factory):
+    """tools/deploy.py run once as a user would: Keras 3 model, PNG class folders, Edge TPU."""
+    out = tmp_path_factory.mktemp("bundle")
     proc = run_tool(
         "deploy",
         f"--model={keras3_digit_model}",
@@ -195,6 +195,11 @@ def test_keras3_png_class_folders_give_a_gated_edgetpu_bundle(
         "--config.bench.min_secs=0.01",
         "--config.budget.max_drop_pp=5",  # 60 evaluation digits: one digit is 1.7 pp
     )
+    return proc, out
+
+
+def test_keras3_png_class_folders_give_a_gated_edgetpu_bundle(digit_bundle):
+    proc, out = digit_bundle
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "deploy.json").read_text())
     (v,) = result["variants"]
@@ -216,6 +221,62 @@ def test_keras3_png_class_folders_give_a_gated_edgetpu_bundle(
     assert "Recommended: `uint8`" in (out / "report.md").read_text()
     assert (out / "report.html").stat().st_size > 1000
     assert "recommended: uint8" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        preprocess.Preprocessing((20, 24), "rgb", input_range=(-1, 1)),
+        preprocess.Preprocessing((9, 50), "grayscale", method="nearest", input_range=(0, 1)),
+        preprocess.Preprocessing((64, 64), "rgb", mean=(120, 110, 100), std=(60, 55, 50)),
+    ],
+)
+def test_the_device_runner_preprocesses_an_image_like_the_host(spec):
+    from edgequant.bench import device_runner
+
+    image = np.random.default_rng(0).integers(0, 256, (37, 45, 3), dtype=np.uint8)
+    host = preprocess.apply_batch(image[None], spec)[0]
+    device = device_runner.preprocess_image(image, spec.to_dict())
+    assert device.shape == host.shape
+    np.testing.assert_allclose(device, host, atol=2e-4)
+
+
+def test_a_board_classifies_a_real_image_with_the_bundles_preprocessing(
+    digit_bundle, digits, tmp_path
+):
+    import subprocess
+
+    from edgequant.bench.remote import RUNNER
+    from edgequant.evaluate.runner import SignatureModel
+    from tests.conftest import REPO
+
+    _, out = digit_bundle
+    image = digits.test.x[7]
+    np.save(tmp_path / "digit.npy", image)
+    device_python = REPO / ".venv-device" / "bin" / "python"  # numpy<2 + tflite-runtime
+    proc = subprocess.run(
+        [
+            str(device_python),
+            str(RUNNER),
+            str(out / "uint8.tflite"),
+            "--runtime=tflite_runtime",
+            f"--image={tmp_path / 'digit.npy'}",
+            f"--preprocessing={out / 'preprocessing.json'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    board = json.loads(proc.stdout.strip().splitlines()[-1])
+    spec = preprocess.Preprocessing.from_dict(json.loads((out / "preprocessing.json").read_text()))
+    host = SignatureModel(out / "uint8.tflite").predict(
+        {"pixels": preprocess.apply_batch(image[None], spec)}
+    )["probs"][0]
+    (scores,) = board["outputs"].values()
+    assert board["runtime"] == "tflite-runtime"
+    np.testing.assert_allclose(scores, host, atol=2 / 256)  # within 2 LSB of the uint8 output
+    assert board["top5"][0] == int(np.argmax(host))
 
 
 def test_h5_with_a_flat_unlabelled_jpeg_folder_reports_agreement_and_sqnr(

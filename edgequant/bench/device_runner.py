@@ -195,6 +195,79 @@ def random_inputs(interpreter, seed=0):
     return inputs
 
 
+def _resize_axis(size_in, size_out, method):
+    """Source indices (and weights) of one axis, as TF2's tf.image.resize (half-pixel centers)."""
+    scale = float(size_in) / size_out
+    centers = (np.arange(size_out) + 0.5) * scale
+    if method == "nearest":
+        return np.minimum(np.floor(centers).astype(np.int64), size_in - 1), None, None
+    pos = centers - 0.5
+    lower = np.floor(pos)
+    frac = (pos - lower).astype(np.float32)
+    lo = np.clip(lower, 0, size_in - 1).astype(np.int64)
+    hi = np.clip(lower + 1, 0, size_in - 1).astype(np.int64)
+    return lo, hi, frac
+
+
+def preprocess_image(image, spec):
+    """uint8 [H, W, C] -> float32 [h, w, c]: the numpy twin of edgequant's image preprocessing
+    (preprocessing.json; fit 'stretch', method 'bilinear' or 'nearest'), so a board feeds a real
+    image exactly as calibration and evaluation did, with numpy alone (Python 3.7)."""
+    if spec.get("fit", "stretch") != "stretch" or spec.get("method") not in ("bilinear", "nearest"):
+        raise RunnerError("the device applies fit 'stretch' with bilinear or nearest resizing; "
+                          "preprocess this image on the host")
+    x = np.asarray(image, np.float32)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if spec["color"] == "grayscale" and x.shape[-1] == 3:
+        x = (x * np.array([0.2989, 0.5870, 0.1140], np.float32)).sum(-1, keepdims=True)
+    elif spec["color"] == "rgb" and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    h, w = spec["size"]
+    ylo, yhi, fy = _resize_axis(x.shape[0], h, spec["method"])
+    xlo, xhi, fx = _resize_axis(x.shape[1], w, spec["method"])
+    if spec["method"] == "nearest":
+        x = x[ylo][:, xlo]
+    else:
+        top = x[ylo][:, xlo] * (1 - fx)[None, :, None] + x[ylo][:, xhi] * fx[None, :, None]
+        bottom = x[yhi][:, xlo] * (1 - fx)[None, :, None] + x[yhi][:, xhi] * fx[None, :, None]
+        x = np.clip(top * (1 - fy)[:, None, None] + bottom * fy[:, None, None], 0.0, 255.0)
+    channels = x.shape[-1]
+    if spec.get("input_range"):
+        lo, hi = spec["input_range"]
+        scale, offset = np.full(channels, (hi - lo) / 255.0), np.full(channels, lo)
+    else:
+        mean = np.broadcast_to(np.asarray(spec["mean"], np.float32), (channels,))
+        std = np.broadcast_to(np.asarray(spec["std"], np.float32), (channels,))
+        scale, offset = 1.0 / std, -mean / std
+    return (x * scale.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+
+
+def run_image(model_path, image_path, spec_path, runtime="auto", num_threads=None):
+    """One real image (a .npy of uint8 pixels) through the model: outputs and top-5 indices."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    interpreter, info = make_interpreter(model_path, runtime, num_threads)
+    x = preprocess_image(np.load(image_path), spec)[None]
+    detail = interpreter.get_input_details()[0]
+    scale, zero_point = detail["quantization"]
+    if np.issubdtype(detail["dtype"], np.integer) and scale:
+        limits = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale) + zero_point, limits.min, limits.max)
+    interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+    interpreter.invoke()
+    outputs = {}
+    for d in interpreter.get_output_details():
+        y = interpreter.get_tensor(d["index"]).astype(np.float64)
+        scale, zero_point = d["quantization"]
+        outputs[d["name"]] = ((y - zero_point) * scale if scale else y).ravel().tolist()
+    first = np.asarray(next(iter(outputs.values())))
+    result = dict(info)
+    result.update({"model": os.path.basename(model_path), "outputs": outputs,
+                   "top5": np.argsort(-first)[:5].tolist()})
+    return result
+
+
 def percentile(sorted_samples, p):
     """Nearest-rank percentile of an ascending list (p in [0, 100])."""
     if not sorted_samples:
@@ -491,6 +564,9 @@ def main(argv=None):
     parser.add_argument("--reference_runtime", default="reference")
     parser.add_argument("--parity_lsb", type=float, default=8.0)
     parser.add_argument("--environment_only", action="store_true")
+    parser.add_argument("--image", default=None,
+                        help="a .npy of uint8 pixels to classify instead of benchmarking")
+    parser.add_argument("--preprocessing", default=None, help="the bundle's preprocessing.json")
     args = parser.parse_args(argv)
     if args.environment_only:
         print(json.dumps(collect_environment()))
@@ -501,6 +577,16 @@ def main(argv=None):
         return 0
     if not args.model:
         parser.error("a model is required")
+    if args.image:
+        if not args.preprocessing:
+            parser.error("--image needs --preprocessing=preprocessing.json")
+        try:
+            print(json.dumps(run_image(args.model, args.image, args.preprocessing, args.runtime,
+                                       args.threads)))
+        except RunnerError as e:
+            print(json.dumps({"error": str(e), "kind": "runner"}))
+            return 2
+        return 0
     try:
         result = benchmark(args.model, args.runtime, args.threads, not args.no_xnnpack,
                            args.edgetpu, args.num_runs, args.min_secs, args.max_secs,

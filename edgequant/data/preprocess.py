@@ -179,13 +179,12 @@ def apply_tf(image, spec: Preprocessing):
     model input [h, w, c] (or [N, h, w, c])."""
     import tensorflow as tf
 
-    x = image
+    x = tf.cast(image, tf.float32)  # color conversion in float: the device twin does the same
     if spec.color == "grayscale" and x.shape[-1] == 3:
         x = tf.image.rgb_to_grayscale(x)
     elif spec.color == "rgb" and x.shape[-1] == 1:
         x = tf.image.grayscale_to_rgb(x)
     h, w = spec.size
-    x = tf.cast(x, tf.float32)
     if spec.fit == "crop":
         x = _center_crop_to_aspect(x, h / w)
     if spec.fit == "pad":

@@ -103,3 +103,26 @@ def define_verbose_flag() -> None:
 
     if "verbose" not in flags.FLAGS:
         flags.DEFINE_bool("verbose", False, "Show TensorFlow logs and full tracebacks.")
+
+
+def apply_flags(config, shorthands) -> None:
+    """Copies each given shorthand flag into its dotted config key (`(flag, "data.path")`), so a
+    binary's plain flags and `--config.key` overrides share one home for defaults."""
+    for flag, key in shorthands:
+        if flag.value is None:
+            continue
+        *sections, name = key.split(".")
+        node = config
+        for section in sections:
+            node = node[section]
+        node[name] = flag.value
+
+
+def report(numbers: dict, output_json: str | None) -> None:
+    """A benchmark's numbers on stdout, and as JSON in `output_json` when given."""
+    import json
+
+    text = json.dumps(numbers, indent=1)
+    print(text)
+    if output_json:
+        Path(output_json).write_text(text + "\n")

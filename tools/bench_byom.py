@@ -59,7 +59,6 @@ def train(keras, x, y, epochs: int, name: str):
 
 
 def main(argv):
-    import json
     import time
     from pathlib import Path
 
@@ -133,9 +132,7 @@ def main(argv):
         "sqnr_db": v["metrics"]["sqnr_db"],
         "gate": v["gate"],
     }
-    print(json.dumps(report, indent=1))
-    if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(report, indent=1))
+    cli.report(report, _OUT.value)
     return 0
 
 

@@ -39,7 +39,6 @@ def images(n: int, fashion_dir: str, seed: int):
 
 
 def main(argv):
-    import json
     import time
     from pathlib import Path
 
@@ -83,9 +82,7 @@ def main(argv):
         "edgetpu_mapped": f"{v['edgetpu']['mapped']}/{v['edgetpu']['total']}",
         "uint8_p50_ms": (v.get("latency_ms") or {}).get("p50"),
     }
-    print(json.dumps(report, indent=1))
-    if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(report, indent=1))
+    cli.report(report, _OUT.value)
     return 0
 
 

@@ -69,23 +69,17 @@ def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, flo
     return n, time.perf_counter() - start
 
 
-def edgequant_eval(model_path: str, split, batch_size: int, class_names) -> tuple[dict, float]:
+def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float]:
+    """What `tools/evaluate.py` does: the library's evaluation of one model."""
     import time
 
-    from edgequant.evaluate import metrics
-    from edgequant.evaluate.runner import SignatureModel
+    from configs import deploy
+    from edgequant import deployment
 
-    model = SignatureModel(model_path, batch_size)
-    labels_output = metrics.classifier_output(model.outputs, len(class_names))
+    config = deploy.get_config()
+    config.evaluate.batch_size = batch_size
     start = time.perf_counter()
-    result = metrics.evaluate(
-        split,
-        {"m": model},
-        "m",
-        labels_output=labels_output,
-        num_classes=len(class_names),
-        batch_size=batch_size,
-    )["m"]
+    result = deployment.evaluate_model(config, model_path, split)
     return result, time.perf_counter() - start
 
 
@@ -107,7 +101,7 @@ def main(argv):
     best_eq, best_bare, result = float("inf"), float("inf"), None
     for _ in range(_REPEATS.value):
         n_bare, t_bare = bare_loop(_MODEL.value, src, _BATCH.value)
-        result, t_eq = edgequant_eval(_MODEL.value, split, _BATCH.value, src.class_names)
+        result, t_eq = edgequant_eval(_MODEL.value, split, _BATCH.value)
         best_bare, best_eq = min(best_bare, t_bare), min(best_eq, t_eq)
     report = {
         "images": src.size,

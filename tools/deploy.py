@@ -60,10 +60,7 @@ def main(argv):
     import edgequant
 
     config = _CONFIG.value
-    for flag, key in _SHORTHANDS:
-        if flag.value is not None:
-            section, name = key.split(".") if "." in key else (None, key)
-            (config[section] if section else config)[name] = flag.value
+    cli.apply_flags(config, _SHORTHANDS)
     result = edgequant.deploy_config(config, _OUT.value)
     print(edgequant.summary(result))
     return 0 if result["recommended"] else 1

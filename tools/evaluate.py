@@ -42,14 +42,15 @@ def main(argv):
     from edgequant.data import sources
 
     config = _CONFIG.value
-    for value, section, key in (
-        (_RANGE.value, config.preprocess, "input_range"),
-        (_MEAN.value, config.preprocess, "mean"),
-        (_STD.value, config.preprocess, "std"),
-        (_BATCH.value, config.evaluate, "batch_size"),
-    ):
-        if value is not None:
-            section[key] = value
+    cli.apply_flags(
+        config,
+        (
+            (_RANGE, "preprocess.input_range"),
+            (_MEAN, "preprocess.mean"),
+            (_STD, "preprocess.std"),
+            (_BATCH, "evaluate.batch_size"),
+        ),
+    )
     model = usermodel.load(_MODEL.value, config.model.signature)
     if _DATA.value:
         split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")

@@ -37,15 +37,16 @@ def main(argv):
     from edgequant import deployment
 
     config = _CONFIG.value
-    config.model.path = _MODEL.value
-    for value, section, key in (
-        (_DATA.value, config.data, "path"),
-        (_RANGE.value, config.preprocess, "input_range"),
-        (_MEAN.value, config.preprocess, "mean"),
-        (_STD.value, config.preprocess, "std"),
-    ):
-        if value is not None:
-            section[key] = value
+    cli.apply_flags(
+        config,
+        (
+            (_MODEL, "model.path"),
+            (_DATA, "data.path"),
+            (_RANGE, "preprocess.input_range"),
+            (_MEAN, "preprocess.mean"),
+            (_STD, "preprocess.std"),
+        ),
+    )
     path = deployment.quantize_model(config, _RECIPE.value, _OUT.value)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     return 0

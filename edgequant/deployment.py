@@ -34,6 +34,7 @@ from edgequant.quantize import aeq, convert, recipes
 log = logging.getLogger(__name__)
 TARGETS = ("edgetpu", "cpu")
 MIN_CALIBRATION = 100  # fewer samples than this: a warning in the report (TF's guide: 100-500)
+STATS_SAMPLES = 256  # evaluation samples the data statistics compare with calibration
 
 # What each converter mode stores, for the variant's "weights"/"activations" fields.
 _PRECISION = {
@@ -671,7 +672,7 @@ def bundle(study: Study, variants, float_metrics, trials, errors) -> dict:
     cal_src, ev_src = study.calibration.source, study.evaluation.source
     calib_x = study.samples
     eval_x, _ = study.evaluation.subset(
-        min(len(study.evaluation), 1000), study.config.seed
+        min(len(study.evaluation), STATS_SAMPLES), study.config.seed
     ).arrays()
     data_stats = stats.compare(calib_x, eval_x, study.config.seed)
     study.warnings += [

@@ -10,8 +10,10 @@ why, and callers keep the analyzer's prediction instead.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -86,6 +88,51 @@ def find_compiler(explicit: str | None = None) -> str | None:
     return shutil.which("edgetpu_compiler")
 
 
+# The compiler forks a child that does the work ("Compilation child process completed within
+# timeout period"), and its own -t timer has been seen to leave that child running. A grace
+# period lets the compiler report its own timeout before the wrapper kills the whole group.
+GRACE_SEC = 3.0
+DEFAULT_TIMEOUT_SEC = 180  # the compiler's own default for -t
+
+
+def run_bounded(
+    command: tuple[str, ...] | list[str], timeout_sec: float | None
+) -> tuple[int, str, str]:
+    """Runs `command` in its own process group; on timeout kills the whole group.
+
+    subprocess.run(timeout=...) kills only the direct child, and then waits for the pipes to
+    close, which a surviving grandchild holds open: that is how a 5 s timeout once returned
+    after 65 s and left the compiler's worker alive. Here the group is killed with SIGKILL at
+    `timeout_sec + GRACE_SEC`, so the call returns within that bound and leaves nothing behind.
+    Raises subprocess.TimeoutExpired after the kill.
+    """
+    limit = (DEFAULT_TIMEOUT_SEC if timeout_sec is None else timeout_sec) + GRACE_SEC
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own session and process group, pgid == pid
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()  # the pipes close once every member of the group is dead
+        raise subprocess.TimeoutExpired(command, limit) from None
+    # A well-behaved compiler leaves no children; reap any that outlived it.
+    _kill_group(proc.pid)
+    return proc.returncode, stdout, stderr
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
 def compile_model(
     path: str | Path,
     out_dir: str | Path,
@@ -102,13 +149,13 @@ def compile_model(
         return CompileResult("not_compiled", f"{INSTALL_HINT} (this machine: {where})")
     out_dir.mkdir(parents=True, exist_ok=True)
     command = (exe, f"--out_dir={out_dir}", *options.args(), str(path))
-    limit = (options.timeout_sec or 180) + 60
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return CompileResult("failed", f"compiler did not finish within {limit} s", command)
+        returncode, stdout, stderr = run_bounded(command, options.timeout_sec)
+    except subprocess.TimeoutExpired as e:
+        return CompileResult("failed", f"compiler did not finish within {e.timeout:g} s", command)
     except OSError as e:
         return CompileResult("failed", f"cannot run {exe}: {e}", command)
+    proc = subprocess.CompletedProcess(command, returncode, stdout, stderr)
     text = proc.stdout + "\n" + proc.stderr
     stem = path.stem
     log_file = out_dir / f"{stem}_edgetpu.log"

@@ -17,6 +17,20 @@ import dataclasses
 DOC = "coral.ai/docs/edgetpu/models-intro#supported-operations"
 CHG = "google-coral/edgetpu CHANGES.md"
 OBS = "observed in compiled Coral test models and published compiler logs"
+# Op version 3 of the resizes (half_pixel_centers, the TF2 default) was refused by compilers 14
+# and 15 as "Operation version not supported" (google-coral/edgetpu#187, #396, #420; the v14
+# tiny_yolo log in tests/data/compiler_f3.txt) and mapped by 16.0: a real pose model compiled by
+# v16 keeps no RESIZE_BILINEAR v3 on the CPU, and v16 logs of TF2 YOLO exports show
+# RESIZE_NEAREST_NEIGHBOR "Mapped to Edge TPU" (WongKinYiu/yolov7#1672, mathieugalle log F1).
+RESIZE_V3 = (
+    "google-coral/edgetpu#187, #396, #420 (v14/v15 refuse version 3); "
+    "real v16-compiled pose model and v16 logs (yolov7#1672) map it"
+)
+# TILE is absent from Coral's table, yet compiler 16 mapped it inside a real compiled
+# segmentation model (the op is kept out of edgetpu-custom-op in none of them). One model is thin
+# evidence and its size limits are unknown, hence "uncertain".
+TILE_SRC = "observed: a real v16-compiled segmentation model maps TILE (not in Coral's table)"
+COMPILER_MAJOR = 16  # the last public edgetpu_compiler (16.0.384591198, 2021)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +43,15 @@ class OpSupport:
     confidence: str = "documented"
     # Highest op version the last public compiler (16.0) maps; None = not known to be limited.
     max_version: int | None = None
+    # Older compilers' limits: ((last compiler major it applies to, highest op version), ...).
+    older_max_version: tuple[tuple[int, int], ...] = ()
+
+    def version_limit(self, compiler_major: int) -> int | None:
+        """Highest op version compiler `compiler_major` maps (None: no known limit)."""
+        for last_major, limit in sorted(self.older_max_version):
+            if compiler_major <= last_major:
+                return limit
+        return self.max_version
 
 
 _ROWS = (
@@ -80,20 +103,28 @@ _ROWS = (
     OpSupport(
         "RESIZE_BILINEAR",
         ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
+        "(half_pixel_centers) maps from compiler 16 on ("
+        + RESIZE_V3
+        + ").",
         DOC,
         None,
         "uncertain",
-        2,
+        None,
+        ((15, 2),),
     ),
     OpSupport(
         "RESIZE_NEAREST_NEIGHBOR",
         ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
+        "(half_pixel_centers) maps from compiler 16 on ("
+        + RESIZE_V3
+        + ").",
         DOC,
         None,
         "uncertain",
-        2,
+        None,
+        ((15, 2),),
     ),
     OpSupport("RSQRT", (), "", DOC, 14, "uncertain"),
     OpSupport("SLICE"),
@@ -108,6 +139,7 @@ _ROWS = (
     OpSupport("SUM", ("no_batch_axis",), "", CHG, 13),
     OpSupport("SQUARED_DIFFERENCE", (), "", DOC, 14, "uncertain"),
     OpSupport("TANH"),
+    OpSupport("TILE", (), "Not in Coral's table; size limits unknown.", TILE_SRC, None, "uncertain"),
     OpSupport("TRANSPOSE", (), "", DOC, 14, "uncertain"),
     OpSupport("TRANSPOSE_CONV", (), "", CHG, 13),
 )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgequant.edgetpu import CompileOptions, compile_model, compiler_log
+from edgequant.edgetpu import CompileOptions, compile_model, compile_models, compiler_log
 from tests.conftest import assert_one_line_error, run_tool
 
 DATA = Path(__file__).parent / "data"
@@ -192,3 +192,25 @@ def test_compile_timeout_kills_the_compiler_and_its_child_within_the_bound(tmp_p
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(worker), f"worker {worker} survived the timeout"
+
+
+def test_co_compile_passes_every_model_in_one_call_and_parses_each_block(tmp_path, coral_dir):
+    block = (DATA / "compiler_f8.txt").read_text().split("\n\n", 1)[1]
+    two = "Edge TPU Compiler version 16.0.384591198\n\n" + block + "\n" + block.replace(
+        "6.02MiB", "1.00MiB"
+    )
+    script = tmp_path / "edgetpu_compiler"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a; do case "$a" in --out_dir=*) out="${a#--out_dir=}";; *.tflite) '
+        'touch "$out/$(basename "$a" .tflite)_edgetpu.tflite";; esac; done\n'
+        f'cat "{tmp_path / "log.txt"}"\n'
+    )
+    (tmp_path / "log.txt").write_text(two)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    models = [coral_dir / "split_concat.tflite", coral_dir / "mobilenet_v1_0.25_128_quant.tflite"]
+    result = compile_models(models, tmp_path / "o", str(script), CompileOptions(num_segments=2))
+    assert result.status == "compiled", result.reason
+    assert result.command[-2:] == tuple(str(m) for m in models)
+    assert "--num_segments=2" in result.command and len(result.output_files) == 2
+    assert [b.on_chip_used for b in result.logs] == [round(6.02 * 1024**2), 1024**2]

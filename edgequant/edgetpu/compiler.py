@@ -66,6 +66,7 @@ class CompileResult:
     returncode: int | None = None
     log: compiler_log.CompileLog | None = None
     output_files: tuple[str, ...] = ()
+    logs: tuple[compiler_log.CompileLog, ...] = ()  # one per co-compiled model or segment
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +76,7 @@ class CompileResult:
             "returncode": self.returncode,
             "log": self.log.to_dict() if self.log else None,
             "output_files": list(self.output_files),
+            "logs": [b.to_dict() for b in self.logs],
         }
 
 
@@ -140,15 +142,32 @@ def compile_model(
     options: CompileOptions = CompileOptions(),
 ) -> CompileResult:
     """Compiles one model into out_dir; never raises for a missing compiler or a failed compile."""
-    path, out_dir = Path(path), Path(out_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
+    return compile_models([path], out_dir, compiler, options)
+
+
+def compile_models(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    compiler: str | None = None,
+    options: CompileOptions = CompileOptions(),
+) -> CompileResult:
+    """Compiles several models in ONE compiler call, so they share the on-chip parameter cache
+    (coral.ai/docs/edgetpu/compiler: co-compiled models "can share the Edge TPU's RAM for
+    parameter data caching"; the first model listed gets the cache first). With
+    options.num_segments each model is split into `<stem>_segment_<i>_of_<N>_edgetpu.tflite`
+    for pipelining over N Edge TPUs. `logs` holds one parsed summary block per output model."""
+    paths, out_dir = [Path(p) for p in paths], Path(out_dir)
+    if not paths:
+        raise ValueError("no model to compile")
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"model not found: {path}")
     exe = find_compiler(compiler)
     if exe is None:
         where = f"{platform.system()} {platform.machine()}"
         return CompileResult("not_compiled", f"{INSTALL_HINT} (this machine: {where})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    command = (exe, f"--out_dir={out_dir}", *options.args(), str(path))
+    command = (exe, f"--out_dir={out_dir}", *options.args(), *(str(p) for p in paths))
     try:
         returncode, stdout, stderr = run_bounded(command, options.timeout_sec)
     except subprocess.TimeoutExpired as e:
@@ -157,15 +176,18 @@ def compile_model(
         return CompileResult("failed", f"cannot run {exe}: {e}", command)
     proc = subprocess.CompletedProcess(command, returncode, stdout, stderr)
     text = proc.stdout + "\n" + proc.stderr
-    stem = path.stem
-    log_file = out_dir / f"{stem}_edgetpu.log"
-    if log_file.is_file():
-        text += "\n" + log_file.read_text(errors="replace")
+    blocks = tuple(compiler_log.parse_blocks(text))
+    outputs: list[str] = []
+    for path in paths:
+        log_file = out_dir / f"{path.stem}_edgetpu.log"
+        if log_file.is_file() and len(paths) == 1:
+            text += "\n" + log_file.read_text(errors="replace")
+        outputs += sorted(str(p) for p in out_dir.glob(f"{path.stem}*_edgetpu.tflite"))
+    outputs = tuple(outputs)
     log = compiler_log.parse(text)
-    outputs = tuple(sorted(str(p) for p in out_dir.glob(f"{stem}*_edgetpu.tflite")))
     if proc.returncode != 0 or log.succeeded is False or log.errors:
         reason = "; ".join(log.errors) if log.errors else f"exit status {proc.returncode}"
-        return CompileResult("failed", reason, command, proc.returncode, log, outputs)
+        return CompileResult("failed", reason, command, proc.returncode, log, outputs, blocks)
     if not outputs:
         return CompileResult(
             "failed",
@@ -176,4 +198,4 @@ def compile_model(
             log,
         )
     summary = f"{log.mapped_count} ops on the Edge TPU, {log.cpu_count} on the CPU"
-    return CompileResult("compiled", summary, command, 0, log, outputs)
+    return CompileResult("compiled", summary, command, 0, log, outputs, blocks)

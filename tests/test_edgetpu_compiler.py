@@ -196,8 +196,11 @@ def test_compile_timeout_kills_the_compiler_and_its_child_within_the_bound(tmp_p
 
 def test_co_compile_passes_every_model_in_one_call_and_parses_each_block(tmp_path, coral_dir):
     block = (DATA / "compiler_f8.txt").read_text().split("\n\n", 1)[1]
-    two = "Edge TPU Compiler version 16.0.384591198\n\n" + block + "\n" + block.replace(
-        "6.02MiB", "1.00MiB"
+    two = (
+        "Edge TPU Compiler version 16.0.384591198\n\n"
+        + block
+        + "\n"
+        + block.replace("6.02MiB", "1.00MiB")
     )
     script = tmp_path / "edgetpu_compiler"
     script.write_text(

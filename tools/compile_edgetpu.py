@@ -51,7 +51,6 @@ def main(argv):
     import json
 
     from edgequant import edgetpu
-
     from edgequant.edgetpu import cache
 
     models = _MODEL.value

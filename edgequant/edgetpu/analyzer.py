@@ -372,9 +372,7 @@ def analyze(
     rules changed between releases (resize op version 3).
     """
     model = TFLiteModel.load(path)
-    verdicts = [
-        judge(model, op, min_runtime_version, compiler_version) for op in model.operators
-    ]
+    verdicts = [judge(model, op, min_runtime_version, compiler_version) for op in model.operators]
     verdicts, first = partition(model, verdicts, multiple_subgraphs)
     mapped = {v.index for v in verdicts if v.mapped}
     subgraphs = _components(model, mapped) if multiple_subgraphs else int(bool(mapped))

@@ -104,9 +104,7 @@ _ROWS = (
         "RESIZE_BILINEAR",
         ("resize_exact",),
         "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
-        "(half_pixel_centers) maps from compiler 16 on ("
-        + RESIZE_V3
-        + ").",
+        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
         DOC,
         None,
         "uncertain",
@@ -117,9 +115,7 @@ _ROWS = (
         "RESIZE_NEAREST_NEIGHBOR",
         ("resize_exact",),
         "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
-        "(half_pixel_centers) maps from compiler 16 on ("
-        + RESIZE_V3
-        + ").",
+        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
         DOC,
         None,
         "uncertain",
@@ -139,7 +135,9 @@ _ROWS = (
     OpSupport("SUM", ("no_batch_axis",), "", CHG, 13),
     OpSupport("SQUARED_DIFFERENCE", (), "", DOC, 14, "uncertain"),
     OpSupport("TANH"),
-    OpSupport("TILE", (), "Not in Coral's table; size limits unknown.", TILE_SRC, None, "uncertain"),
+    OpSupport(
+        "TILE", (), "Not in Coral's table; size limits unknown.", TILE_SRC, None, "uncertain"
+    ),
     OpSupport("TRANSPOSE", (), "", DOC, 14, "uncertain"),
     OpSupport("TRANSPOSE_CONV", (), "", CHG, 13),
 )

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from edgequant.edgetpu import ops as op_table
 from edgequant.tflite.model import Operator, TFLiteModel
 
@@ -144,6 +146,15 @@ def _constraint(model: TFLiteModel, op: Operator, rule: str) -> str | None:
         shape = t[op.inputs[0]].shape
         if axes and len(shape) >= 1 and (len(shape) - 1) in axes and shape[-1] % 4:
             return f"z-reduction over {shape[-1]} channels (not a multiple of 4)"
+    if rule == "mean_spatial_size":
+        axes = _axis_values(model, op) or []
+        shape = t[op.inputs[0]].shape
+        area = int(np.prod([shape[a] for a in axes if 0 < a < len(shape) - 1] or [1]))
+        if len(shape) == 4 and area > op_table.MEAN_MAX_SPATIAL:
+            return (
+                f"reduces {area} elements per channel (> {op_table.MEAN_MAX_SPATIAL}; "
+                f"uncertain, {op_table.UNCERTAIN_RULES[rule]})"
+            )
     if rule == "no_batch_pad":
         pads = model.constant(op.inputs[1]) if len(op.inputs) > 1 else None
         if pads is not None and pads.ndim == 2 and pads.shape[0] >= 4 and pads[0].any():
@@ -250,8 +261,9 @@ def judge(
     for rule in row.constraints:
         why = _constraint(model, op, rule)
         if why:
-            status = UNSPECIFIED if row.confidence == "uncertain" else UNSUPPORTED
-            return verdict(False, status, why, row.confidence)
+            uncertain = row.confidence == "uncertain" or rule in op_table.UNCERTAIN_RULES
+            status = UNSPECIFIED if uncertain else UNSUPPORTED
+            return verdict(False, status, why, "uncertain" if uncertain else row.confidence)
     if row.confidence == "uncertain":
         return verdict(True, MAPPED, f"supported (uncertain): {row.note}", row.confidence)
     return verdict(True, MAPPED, "supported", row.confidence)

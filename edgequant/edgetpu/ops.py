@@ -79,8 +79,8 @@ _ROWS = (
     OpSupport("MAX_POOL_2D", ("no_fused_activation",), "No fused activation function."),
     OpSupport(
         "MEAN",
-        ("no_batch_axis", "mean_z_multiple_of_4"),
-        "No batch reduction; a z-reduction needs z a multiple of 4.",
+        ("no_batch_axis", "mean_z_multiple_of_4", "mean_spatial_size"),
+        "No batch reduction; a z-reduction needs z a multiple of 4; a large H x W is not mapped.",
     ),
     OpSupport("MINIMUM"),
     OpSupport("MUL"),
@@ -141,6 +141,16 @@ _ROWS = (
     OpSupport("TRANSPOSE", (), "", DOC, 14, "uncertain"),
     OpSupport("TRANSPOSE_CONV", (), "", CHG, 13),
 )
+
+# Rules resting on thin evidence: a failure is reported as the compiler's "unspecified
+# limitation" with confidence "uncertain" even when the op's row is documented.
+UNCERTAIN_RULES = {
+    # Coral staff on google-coral/edgetpu#461: a MEAN over 1x256x128x3 is "not able to mapped";
+    # split into 64x128 parts it mapped (8,192 elements per channel). A GAP over 1x256x256x32
+    # crashed compiler 14 (#183). The threshold between 8,192 and 32,768 is a guess.
+    "mean_spatial_size": "google-coral/edgetpu#461, #183",
+}
+MEAN_MAX_SPATIAL = 16384
 
 SUPPORTED: dict[str, OpSupport] = {row.op: row for row in _ROWS}
 

@@ -262,6 +262,19 @@ def _layers_in(tensor_name: str, known: dict[str, int]) -> list[str]:
     return found
 
 
+def _output_layer(model, tfl: TFLiteModel, tensor: int) -> list[str]:
+    """A model output tensor is named after the signature ('StatefulPartitionedCall:0'), not the
+    layer; with one output it is the output layer's (possibly through the final QUANTIZE)."""
+    graph_outputs = keras_graph._flatten(keras_graph._graph(model).outputs)
+    if len(graph_outputs) != 1:
+        return []
+    feeds_output = tensor in tfl.outputs or any(
+        op.op == "QUANTIZE" and tensor in op.inputs and op.outputs[0] in tfl.outputs
+        for op in tfl.operators
+    )
+    return [graph_outputs[0]._keras_history[0].name] if feeds_output else []
+
+
 def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]) -> list[Match]:
     views = keras_graph.nodes(model)
     order = {n.layer.name: i for i, n in enumerate(views)}
@@ -271,7 +284,9 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
         if verdict.mapped or verdict.status == DOWNSTREAM:
             continue
         if op.op == "HARD_SWISH":
-            outs = _layers_in(tfl.tensors[op.outputs[0]].name, order)
+            outs = _layers_in(tfl.tensors[op.outputs[0]].name, order) or _output_layer(
+                model, tfl, op.outputs[0]
+            )
             ins = _layers_in(tfl.tensors[op.inputs[0]].name, order)
             if not outs or not ins:
                 continue
@@ -288,7 +303,9 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
                 Match("hard_swish", last, True, make, f"layers {source} -> {last} (HARD_SWISH)")
             )
         elif op.op == "MEAN":
-            names = [n for n in _layers_in(tfl.tensors[op.outputs[0]].name, order)]
+            names = _layers_in(tfl.tensors[op.outputs[0]].name, order) or _output_layer(
+                model, tfl, op.outputs[0]
+            )
             for name in names:
                 node = by_name[name]
                 if type(node.layer).__name__ != "GlobalAveragePooling2D" or name in taken:

@@ -200,3 +200,26 @@ def test_gate_groups_a_dynamic_batch_into_one_line_with_a_count(variants):
     assert f"({len(dynamic)}x, first: tensor '{dynamic[0].tensor}')" in lines[0]
     grouped = {g["rule"]: g for g in report.to_dict()["grouped"]}
     assert grouped["dynamic-batch"]["count"] == len(dynamic)
+
+
+def test_tile_maps_with_uncertain_confidence(representative, tmp_path):
+    """TILE is not in Coral's table, but compiler 16 mapped it in a real segmentation model."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = tf.tile(x, [1, 1, 1, 2])
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)
+    recipe = recipes.get("uint8", calibration_size=20)
+    path = convert.write(
+        convert.convert(keras.Model(inputs, outputs), recipe, representative), recipe, tmp_path
+    )
+    analysis = edgetpu.analyze(path)
+    tile = next(v for v in analysis.ops if v.op == "TILE")
+    assert tile.mapped and tile.confidence == "uncertain" and "uncertain" in tile.reason
+    assert analysis.fully_mapped
+    proc = run_tool("edgetpu_check", f"--model={path}")
+    assert "uncertain: 1 verdict(s)" in proc.stdout and f"{tile.index} TILE" in proc.stdout

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edgequant.edgetpu import cache, compiler_log
+from edgequant.edgetpu import cache, compiler_log, validate
 
 DATA = Path(__file__).parent / "data"
 CNN_PAIRS = ["deeplabv3_mnv2_dm05_pascal_quant", "mobilenet_v1_0.25_128_quant"]
@@ -51,3 +51,10 @@ def test_co_compiled_models_share_the_cache_in_order(coral_dir):
     assert [p.parameter_bytes for p in many] == [alone.parameter_bytes] * 14
     assert many[0].verdict == "fits on-chip" and many[-1].verdict == "streams"
     assert "streams about" in many[-1].text
+
+
+def test_validation_finds_every_compiled_pair_predicted_exactly(coral_dir):
+    rows = validate.check_pairs(coral_dir)
+    assert len(rows) == 4 and all(r["matches"] for r in rows), rows
+    logs = validate.check_logs(sorted(DATA.glob("compiler_f*.txt")))
+    assert [r["log"] for r in logs] == [f"compiler_{n}.txt" for n in LOGS]

@@ -191,3 +191,13 @@ def test_a_format_change_is_refused_before_any_work(tmp_path):
 def test_tool_missing_model_is_one_line(tmp_path):
     proc = run_tool("edgetpu_fix", f"--model={tmp_path}/x.h5", f"--out={tmp_path}/y.h5")
     assert_one_line_error(proc, "model not found")
+
+
+def test_a_layer_shared_by_two_calls_gets_one_replacement_per_call():
+    k = _tf_keras()
+    inputs, act = k.Input((8, 8, 3)), k.layers.LeakyReLU(0.1)
+    x = act(k.layers.Conv2D(4, 3, padding="same")(inputs))
+    model = k.Model(inputs, act(k.layers.Conv2D(6, 3, padding="same")(x)))
+    result = repair.repair(model, _samples(model))
+    assert result.after.fully_mapped and result.rewrites[-1].max_abs_error == 0.0
+    assert sum(type(layer).__name__ == "PReLU" for layer in result.model.layers) == 2

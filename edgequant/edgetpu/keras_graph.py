@@ -27,6 +27,10 @@ import numpy as np
 # Keras module of the model's flavour, and `tensor_of(old_symbolic_tensor)`; returns the output.
 Replacement = Callable[..., object]
 
+# How many times the layer being replaced has been replaced before in this rebuild: a layer
+# called at several places gets one replacement per call, and their layer names must differ.
+call_index = 0
+
 
 def flavour(model) -> str:
     """ "tf_keras" or "keras3": which Keras built the model."""
@@ -170,10 +174,14 @@ def rebuild(
     def swap(value):
         return mapped.get(id(value), value)
 
+    global call_index
+    calls: dict[str, int] = {}
     for node in nodes(model):
         args, kwargs = tf.nest.map_structure(swap, (node.args, node.kwargs))
         make = replacements.get(node.layer.name)
         if make is not None:
+            call_index = calls.get(node.layer.name, 0)
+            calls[node.layer.name] = call_index + 1
             result = make(node.layer, [tensor_of(t) for t in node.inputs], k, tensor_of)
         else:
             result = node.layer(*args, **kwargs)

@@ -60,7 +60,8 @@ RULES = {
 
 
 def _name(layer, tag: str) -> str:
-    return f"{layer.name}_etpu_{tag}"
+    again = f"_{keras_graph.call_index}" if keras_graph.call_index else ""
+    return f"{layer.name}_etpu_{tag}{again}"
 
 
 # ----------------------------------------------------------------------------- replacements
@@ -334,7 +335,7 @@ def find(model, tfl: TFLiteModel | None = None, analysis: Analysis | None = None
     out: list[Match] = []
     for node in keras_graph.nodes(model):
         m = _activation_match(node) or _op_match(node)
-        if m is not None:
+        if m is not None and all(m.layer != o.layer for o in out):  # a shared layer: once
             out.append(m)
     if tfl is not None and analysis is not None:
         out += _tflite_matches(model, tfl, analysis, {m.layer for m in out})

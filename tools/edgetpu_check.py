@@ -26,11 +26,14 @@ def main(argv):
     import json
 
     from edgequant import edgetpu
+    from edgequant.edgetpu import cache
 
     analysis = edgetpu.analyze(_MODEL.value, _MIN_RT.value, _MULTI.value, _COMPILER.value)
     gate = edgetpu.check_full_integer(_MODEL.value, _IO.value)
+    predicted = cache.predict_cache(_MODEL.value, analysis)
     if _JSON.value:
-        print(json.dumps({**analysis.to_dict(), "gate": gate.to_dict()}, indent=1))
+        out = {**analysis.to_dict(), "gate": gate.to_dict(), "parameter_cache": predicted.to_dict()}
+        print(json.dumps(out, indent=1))
     else:
         print(f"{'#':>4}  {'op':<28} {'where':<8} {'confidence':<11} reason")
         for v in analysis.ops:
@@ -49,6 +52,7 @@ def main(argv):
                 + ", ".join(f"{v.index} {v.op}" for v in analysis.uncertain_ops[:8])
             )
         print(analysis.advice)
+        print(f"parameter cache: {predicted.text}")
         print(gate.summary())
     return 0 if analysis.fully_mapped and gate.passed else 1
 

@@ -90,7 +90,11 @@ def save(model, path: str | Path) -> Path:
     if path.suffix not in (".h5", ".keras"):
         raise ValueError(f"{path}: output must end in .h5 or .keras")
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    import warnings
+
+    with warnings.catch_warnings():  # tf_keras calls .h5 "legacy": it is the user's choice
+        warnings.simplefilter("ignore", UserWarning)
+        model.save(path)
     return path
 
 

@@ -86,6 +86,7 @@ class RepairResult:
         lines = [
             f"before: {b.mapped}/{b.total} ops predicted on the Edge TPU ({b.percent:.0f}%)"
             + (f", {len(b.gate)} gate problem(s)" if b.gate else ""),
+            *(f"  gate: {g}" for g in b.gate),
         ]
         for r in self.rewrites:
             kind = "exact" if r.exact else "approximate"

@@ -153,6 +153,7 @@ def test_demo_model_goes_to_fully_mapped_with_approximate_in_tf_keras():
     assert result.model.inputs[0].shape[0] == 1
 
 
+@pytest.mark.slow
 def test_tool_repairs_a_keras3_file_into_keras3_with_standard_layers(tmp_path):
     import keras
 

@@ -202,3 +202,19 @@ def test_a_layer_shared_by_two_calls_gets_one_replacement_per_call():
     result = repair.repair(model, _samples(model))
     assert result.after.fully_mapped and result.rewrites[-1].max_abs_error == 0.0
     assert sum(type(layer).__name__ == "PReLU" for layer in result.model.layers) == 2
+
+
+def test_keras3_x_times_hard_sigmoid_is_found_through_the_converted_names():
+    """Keras 3 scopes layer 'conv2d' as 'conv2d_1' in the converted names: the pattern must
+    resolve to the right layers even when a layer really is named 'conv2d_1'."""
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", name="conv2d")(inputs)
+    x = L.Multiply()([x, L.Activation("hard_sigmoid")(x)])
+    model = keras.Model(inputs, L.Conv2D(4, 3, padding="same", name="conv2d_1")(x))
+    samples = _samples(model)
+    result, old, new = _check(model, "hard_swish", "HARD_SWISH", samples, approximate=False)
+    assert "layers conv2d -> multiply" in result.rewrites[-1].targets[0]
+    np.testing.assert_allclose(new[0], old[0], rtol=1e-5, atol=1e-5 * float(np.abs(old[0]).max()))

@@ -251,12 +251,14 @@ def _op_match(node) -> Match | None:
 # ----------------------------------------------------------------------------- TFLite-level match
 
 
-def _layers_in(tensor_name: str, known: dict[str, int]) -> list[str]:
-    """Keras layer names inside a converted tensor name, e.g. 'model/div6/mul;model/r6/Relu6'
-    (Keras 3 adds `_1` to each layer's scope)."""
+def _layers_in(tensor_name: str, known: dict[str, int], keras3: bool) -> list[str]:
+    """Keras layer names inside a converted tensor name, e.g. 'model/div6/mul;model/r6/Relu6'.
+    Keras 3's export scopes each layer as `<name>_1` ('conv2d_2' -> 'conv2d_2_1'), so there the
+    suffix is stripped first: 'conv2d_1' is layer 'conv2d', not layer 'conv2d_1'."""
     found = []
     for part in re.split(r"[;/]", tensor_name):
-        for cand in (part, re.sub(r"_\d+$", "", part)):
+        stripped = re.sub(r"_1$", "", part)
+        for cand in (stripped, part) if keras3 else (part,):
             if cand in known and cand not in found:
                 found.append(cand)
                 break
@@ -280,15 +282,16 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
     views = keras_graph.nodes(model)
     order = {n.layer.name: i for i, n in enumerate(views)}
     by_name = {n.layer.name: n for n in views}
+    keras3 = keras_graph.flavour(model) == "keras3"
     out: list[Match] = []
     for op, verdict in zip(tfl.operators, analysis.ops, strict=True):
         if verdict.mapped or verdict.status == DOWNSTREAM:
             continue
         if op.op == "HARD_SWISH":
-            outs = _layers_in(tfl.tensors[op.outputs[0]].name, order) or _output_layer(
+            outs = _layers_in(tfl.tensors[op.outputs[0]].name, order, keras3) or _output_layer(
                 model, tfl, op.outputs[0]
             )
-            ins = _layers_in(tfl.tensors[op.inputs[0]].name, order)
+            ins = _layers_in(tfl.tensors[op.inputs[0]].name, order, keras3)
             if not outs or not ins:
                 continue
             last = max(outs, key=order.get)
@@ -304,7 +307,7 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
                 Match("hard_swish", last, True, make, f"layers {source} -> {last} (HARD_SWISH)")
             )
         elif op.op == "MEAN":
-            names = _layers_in(tfl.tensors[op.outputs[0]].name, order) or _output_layer(
+            names = _layers_in(tfl.tensors[op.outputs[0]].name, order, keras3) or _output_layer(
                 model, tfl, op.outputs[0]
             )
             for name in names:

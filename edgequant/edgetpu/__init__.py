@@ -20,12 +20,14 @@ from edgequant.edgetpu.compiler import (
     find_compiler,
 )
 from edgequant.edgetpu.gate import GateReport, check_full_integer
+from edgequant.edgetpu.repair import RepairResult, repair, repair_file
 
 __all__ = [
     "Analysis",
     "CompileOptions",
     "CompileResult",
     "GateReport",
+    "RepairResult",
     "analyze",
     "check_full_integer",
     "compare_with_prediction",
@@ -34,4 +36,6 @@ __all__ = [
     "cpu_ops",
     "find_compiler",
     "is_compiled",
+    "repair",
+    "repair_file",
 ]

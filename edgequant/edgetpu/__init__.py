@@ -8,6 +8,7 @@ compile_models(paths, out_dir, ...) -> CompileResult       co-compiled: one shar
 compare_with_prediction(analysis, compiled_path) -> dict    analyzer vs the real compiler
 cache.predict_cache(path) -> CachePrediction                fits on-chip / streams N MiB
 repair.repair(model, calibration, approximate) -> RepairResult   rewrite Keras so more maps
+  (the module `edgequant.edgetpu.repair`; `repair_file(path, out, ...)` is exported here)
 """
 
 from edgequant.edgetpu.analyzer import Analysis, analyze
@@ -20,7 +21,7 @@ from edgequant.edgetpu.compiler import (
     find_compiler,
 )
 from edgequant.edgetpu.gate import GateReport, check_full_integer
-from edgequant.edgetpu.repair import RepairResult, repair, repair_file
+from edgequant.edgetpu.repair import RepairResult, repair_file
 
 __all__ = [
     "Analysis",
@@ -36,6 +37,5 @@ __all__ = [
     "cpu_ops",
     "find_compiler",
     "is_compiled",
-    "repair",
     "repair_file",
 ]

@@ -205,8 +205,8 @@ def test_a_layer_shared_by_two_calls_gets_one_replacement_per_call():
 
 
 def test_keras3_x_times_hard_sigmoid_is_found_through_the_converted_names():
-    """Keras 3 scopes layer 'conv2d' as 'conv2d_1' in the converted names: the pattern must
-    resolve to the right layers even when a layer really is named 'conv2d_1'."""
+    """Keras 3 scopes layer 'conv2d' as 'conv2d_1' in the converted names (and 'conv2d_1' as
+    'conv2d_1_2'): the pattern must resolve to the right layers all the same."""
     import keras
 
     L = keras.layers

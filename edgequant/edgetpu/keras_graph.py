@@ -14,11 +14,12 @@ it), and the float outputs the rewrites are measured on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,36 @@ def nodes(model) -> list[NodeView]:
                 inputs, outputs = list(node.keras_inputs), _flatten(node.outputs)
             out.append(NodeView(layer, tuple(args), dict(kwargs), inputs, outputs))
     return out
+
+
+TAG = "etpu{}x"  # a layer's temporary name while converting: etpu12x
+
+
+@contextlib.contextmanager
+def tagged_names(model) -> Iterator[dict[str, str]]:
+    """Renames every layer to `etpu<i>x` for the duration of a conversion; yields tag -> name.
+
+    Converted tensor names carry the layer's name scope, which TF uniquifies by appending
+    suffixes (Keras 3: layer 'conv2d' becomes 'conv2d_1', layer 'conv2d_1' becomes
+    'conv2d_1_2'), so real names cannot be read back unambiguously; tags can.
+    """
+    layers = list({id(n.layer): n.layer for n in nodes(model)}.values())
+    saved = [(layer, layer.name) for layer in layers]
+    tags = {TAG.format(i): layer.name for i, layer in enumerate(layers)}
+    try:
+        for i, layer in enumerate(layers):
+            _set_name(layer, TAG.format(i))
+        yield tags
+    finally:
+        for layer, name in saved:
+            _set_name(layer, name)
+
+
+def _set_name(layer, name: str) -> None:
+    if flavour(layer) == "tf_keras":
+        layer._name = name  # tf_keras exposes `name` read-only
+    else:
+        layer.name = name
 
 
 def producer_of(model, layer_name: str) -> NodeView | None:

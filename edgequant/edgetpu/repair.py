@@ -139,6 +139,12 @@ def _mapping(tflite: bytes) -> tuple[Mapping, TFLiteModel, object]:
     return mapping, tfl, analysis
 
 
+def _convert(model, samples) -> tuple[Mapping, TFLiteModel, object, dict[str, str]]:
+    with keras_graph.tagged_names(model) as tags:
+        tflite = keras_graph.to_uint8_tflite(model, samples)
+    return (*_mapping(tflite), tags)
+
+
 def _errors(old: list[np.ndarray], new: list[np.ndarray]) -> tuple[float, float]:
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(old, new, strict=True))
     scale = max(float(np.max(np.abs(a))) for a in old) or 1.0
@@ -176,7 +182,7 @@ def repair(
         source = f"{len(samples[0])} calibration samples"
     current = model
     reference = keras_graph.predict(current, samples)
-    before, tfl, analysis = _mapping(keras_graph.to_uint8_tflite(current, samples))
+    before, tfl, analysis, tags = _convert(current, samples)
     applied: list[AppliedRewrite] = []
     skipped: dict[str, str] = {}
     fresh = True  # tfl/analysis describe `current`; TFLite-level matches need a fresh one
@@ -192,7 +198,7 @@ def repair(
             rebuilt = keras_graph.rebuild(current, batch_size=1)
             apply("dynamic_batch", True, ("inputs: batch None -> 1",), rebuilt)
         while True:
-            matches = rewrites.find(current, tfl if fresh else None, analysis if fresh else None)
+            matches = rewrites.find(current, *((tfl, analysis, tags) if fresh else ()))
             group: list[rewrites.Match] = []
             for rule in rewrites.RULES:
                 group = [m for m in matches if m.rule == rule]
@@ -209,9 +215,9 @@ def repair(
             apply(group[0].rule, group[0].exact, tuple(m.what for m in group), rebuilt)
         if fresh:
             break  # nothing changed since the last conversion: no rule applies
-        _, tfl, analysis = _mapping(keras_graph.to_uint8_tflite(current, samples))
+        _, tfl, analysis, tags = _convert(current, samples)
         fresh = True
-    after, _, _ = _mapping(keras_graph.to_uint8_tflite(current, samples))
+    after, *_ = _convert(current, samples)
     return RepairResult(current, tuple(applied), before, after, tuple(skipped.values()), source)
 
 

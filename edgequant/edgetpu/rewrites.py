@@ -251,17 +251,13 @@ def _op_match(node) -> Match | None:
 # ----------------------------------------------------------------------------- TFLite-level match
 
 
-def _layers_in(tensor_name: str, known: dict[str, int], keras3: bool) -> list[str]:
-    """Keras layer names inside a converted tensor name, e.g. 'model/div6/mul;model/r6/Relu6'.
-    Keras 3's export scopes each layer as `<name>_1` ('conv2d_2' -> 'conv2d_2_1'), so there the
-    suffix is stripped first: 'conv2d_1' is layer 'conv2d', not layer 'conv2d_1'."""
+def _layers_in(tensor_name: str, tags: dict[str, str]) -> list[str]:
+    """Keras layer names inside a tensor name converted under keras_graph.tagged_names, e.g.
+    'model/etpu7x/mul;model/etpu5x_1/Relu6' (any scope suffix after the tag is TF's)."""
     found = []
-    for part in re.split(r"[;/]", tensor_name):
-        stripped = re.sub(r"_1$", "", part)
-        for cand in (stripped, part) if keras3 else (part,):
-            if cand in known and cand not in found:
-                found.append(cand)
-                break
+    for tag in re.findall(r"etpu\d+x", tensor_name):
+        if tag in tags and tags[tag] not in found:
+            found.append(tags[tag])
     return found
 
 
@@ -278,20 +274,21 @@ def _output_layer(model, tfl: TFLiteModel, tensor: int) -> list[str]:
     return [graph_outputs[0]._keras_history[0].name] if feeds_output else []
 
 
-def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]) -> list[Match]:
+def _tflite_matches(
+    model, tfl: TFLiteModel, analysis: Analysis, tags: dict[str, str], taken: set[str]
+) -> list[Match]:
     views = keras_graph.nodes(model)
     order = {n.layer.name: i for i, n in enumerate(views)}
     by_name = {n.layer.name: n for n in views}
-    keras3 = keras_graph.flavour(model) == "keras3"
     out: list[Match] = []
     for op, verdict in zip(tfl.operators, analysis.ops, strict=True):
         if verdict.mapped or verdict.status == DOWNSTREAM:
             continue
         if op.op == "HARD_SWISH":
-            outs = _layers_in(tfl.tensors[op.outputs[0]].name, order, keras3) or _output_layer(
+            outs = _layers_in(tfl.tensors[op.outputs[0]].name, tags) or _output_layer(
                 model, tfl, op.outputs[0]
             )
-            ins = _layers_in(tfl.tensors[op.inputs[0]].name, order, keras3)
+            ins = _layers_in(tfl.tensors[op.inputs[0]].name, tags)
             if not outs or not ins:
                 continue
             last = max(outs, key=order.get)
@@ -307,7 +304,7 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
                 Match("hard_swish", last, True, make, f"layers {source} -> {last} (HARD_SWISH)")
             )
         elif op.op == "MEAN":
-            names = _layers_in(tfl.tensors[op.outputs[0]].name, order, keras3) or _output_layer(
+            names = _layers_in(tfl.tensors[op.outputs[0]].name, tags) or _output_layer(
                 model, tfl, op.outputs[0]
             )
             for name in names:
@@ -333,13 +330,19 @@ def _tflite_matches(model, tfl: TFLiteModel, analysis: Analysis, taken: set[str]
     return out
 
 
-def find(model, tfl: TFLiteModel | None = None, analysis: Analysis | None = None) -> list[Match]:
-    """Every rule match in the model, Keras-level first, then TFLite-level ones."""
+def find(
+    model,
+    tfl: TFLiteModel | None = None,
+    analysis: Analysis | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[Match]:
+    """Every rule match in the model, Keras-level first, then TFLite-level ones (these need the
+    model converted under keras_graph.tagged_names, and its tags)."""
     out: list[Match] = []
     for node in keras_graph.nodes(model):
         m = _activation_match(node) or _op_match(node)
         if m is not None and all(m.layer != o.layer for o in out):  # a shared layer: once
             out.append(m)
-    if tfl is not None and analysis is not None:
-        out += _tflite_matches(model, tfl, analysis, {m.layer for m in out})
+    if tfl is not None and analysis is not None and tags is not None:
+        out += _tflite_matches(model, tfl, analysis, tags, {m.layer for m in out})
     return out

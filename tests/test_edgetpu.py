@@ -130,7 +130,8 @@ def test_leading_float_quantize_does_not_stop_mapping(variants):
     assert analysis.ops[1].mapped  # the first conv still maps
 
 
-def test_half_pixel_resize_in_the_middle_cuts_the_graph(representative, tmp_path):
+def test_half_pixel_resize_maps_with_compiler_16_and_cuts_with_15(representative, tmp_path):
+    """TF2 writes RESIZE_BILINEAR v3 (half_pixel_centers): v14/v15 refused it, v16 maps it."""
     import tf_keras as keras
 
     inputs = keras.Input((28, 28, 1))
@@ -143,12 +144,17 @@ def test_half_pixel_resize_in_the_middle_cuts_the_graph(representative, tmp_path
     path = convert.write(
         convert.convert(keras.Model(inputs, outputs), recipe, representative), recipe, tmp_path
     )
-    analysis = edgetpu.analyze(path)
-    cut = analysis.first_unmapped
-    assert cut is not None and cut.op == "RESIZE_BILINEAR", analysis.to_dict()
-    after = [v for v in analysis.ops if v.index > cut.index]
+    v16 = edgetpu.analyze(path)
+    resize = next(v for v in v16.ops if v.op == "RESIZE_BILINEAR")
+    assert resize.version == 3 and resize.mapped and resize.confidence == "uncertain"
+    assert v16.fully_mapped and f"{resize.index} RESIZE_BILINEAR" in v16.to_dict()["uncertain_ops"]
+    v15 = edgetpu.analyze(path, compiler_version=15)
+    cut = v15.first_unmapped
+    assert cut is not None and cut.op == "RESIZE_BILINEAR", v15.to_dict()
+    assert cut.status == analyzer.VERSION
+    after = [v for v in v15.ops if v.index > cut.index]
     assert after and all(not v.mapped for v in after)
-    assert all(v.mapped for v in analysis.ops if v.index < cut.index)
+    assert all(v.mapped for v in v15.ops if v.index < cut.index)
 
 
 def test_check_tool_json_has_the_documented_fields(coral_dir):
@@ -183,3 +189,37 @@ def test_check_tool_missing_file_is_one_line(tmp_path):
     assert_one_line_error(
         run_tool("edgetpu_check", f"--model={tmp_path}/x.tflite"), "model not found"
     )
+
+
+def test_gate_groups_a_dynamic_batch_into_one_line_with_a_count(variants):
+    report = edgetpu.check_full_integer(variants["int8_fallback"])
+    dynamic = [v for v in report.violations if v.rule == "dynamic-batch"]
+    assert len(dynamic) > 2  # every activation tensor carries the -1 batch
+    lines = [ln for ln in report.summary().splitlines() if "[dynamic-batch]" in ln]
+    assert len(lines) == 1, report.summary()
+    assert f"({len(dynamic)}x, first: tensor '{dynamic[0].tensor}')" in lines[0]
+    grouped = {g["rule"]: g for g in report.to_dict()["grouped"]}
+    assert grouped["dynamic-batch"]["count"] == len(dynamic)
+
+
+def test_tile_maps_with_uncertain_confidence(representative, tmp_path):
+    """TILE is not in Coral's table, but compiler 16 mapped it in a real segmentation model."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = tf.tile(x, [1, 1, 1, 2])
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)
+    recipe = recipes.get("uint8", calibration_size=20)
+    path = convert.write(
+        convert.convert(keras.Model(inputs, outputs), recipe, representative), recipe, tmp_path
+    )
+    analysis = edgetpu.analyze(path)
+    tile = next(v for v in analysis.ops if v.op == "TILE")
+    assert tile.mapped and tile.confidence == "uncertain" and "uncertain" in tile.reason
+    assert analysis.fully_mapped
+    proc = run_tool("edgetpu_check", f"--model={path}")
+    assert "uncertain: 1 verdict(s)" in proc.stdout and f"{tile.index} TILE" in proc.stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgequant.edgetpu import CompileOptions, compile_model, compiler_log
+from edgequant.edgetpu import CompileOptions, compile_model, compile_models, compiler_log
 from tests.conftest import assert_one_line_error, run_tool
 
 DATA = Path(__file__).parent / "data"
@@ -145,3 +145,75 @@ def test_compile_tool_with_missing_compiler_path_is_one_line(coral_dir, tmp_path
         f"--compiler={tmp_path}/nope",
     )
     assert_one_line_error(proc, "compiler not found")
+
+
+def _hanging_compiler(tmp_path: Path) -> tuple[str, Path]:
+    """A compiler stand-in that forks a worker (like edgetpu_compiler's compilation child),
+    records the worker's pid, and then hangs: neither it nor the worker honours -t."""
+    pid_file = tmp_path / "worker.pid"
+    script = tmp_path / "edgetpu_compiler"
+    script.write_text(
+        "#!/bin/sh\n"
+        "echo 'Edge TPU Compiler version 16.0.384591198'\n"
+        "echo 'Started a compilation timeout timer of 1 seconds.'\n"
+        "sleep 120 &\n"
+        f'echo $! > "{pid_file}"\n'
+        "sleep 120\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script), pid_file
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited, its parent just has not reaped it.
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_compile_timeout_kills_the_compiler_and_its_child_within_the_bound(tmp_path, coral_dir):
+    import time
+
+    from edgequant.edgetpu import compiler
+
+    exe, pid_file = _hanging_compiler(tmp_path)
+    start = time.monotonic()
+    result = compile_model(
+        coral_dir / "split_concat.tflite", tmp_path / "o", exe, CompileOptions(timeout_sec=1)
+    )
+    elapsed = time.monotonic() - start
+    assert result.status == "failed" and "did not finish within" in result.reason
+    assert elapsed < 1 + compiler.GRACE_SEC + 3, elapsed
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 2
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker), f"worker {worker} survived the timeout"
+
+
+def test_co_compile_passes_every_model_in_one_call_and_parses_each_block(tmp_path, coral_dir):
+    block = (DATA / "compiler_f8.txt").read_text().split("\n\n", 1)[1]
+    two = (
+        "Edge TPU Compiler version 16.0.384591198\n\n"
+        + block
+        + "\n"
+        + block.replace("6.02MiB", "1.00MiB")
+    )
+    script = tmp_path / "edgetpu_compiler"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for a; do case "$a" in --out_dir=*) out="${a#--out_dir=}";; *.tflite) '
+        'touch "$out/$(basename "$a" .tflite)_edgetpu.tflite";; esac; done\n'
+        f'cat "{tmp_path / "log.txt"}"\n'
+    )
+    (tmp_path / "log.txt").write_text(two)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    models = [coral_dir / "split_concat.tflite", coral_dir / "mobilenet_v1_0.25_128_quant.tflite"]
+    result = compile_models(models, tmp_path / "o", str(script), CompileOptions(num_segments=2))
+    assert result.status == "compiled", result.reason
+    assert result.command[-2:] == tuple(str(m) for m in models)
+    assert "--num_segments=2" in result.command and len(result.output_files) == 2
+    assert [b.on_chip_used for b in result.logs] == [round(6.02 * 1024**2), 1024**2]

@@ -2,6 +2,10 @@
 real mapping with the analyzer's prediction.
 
   python tools/compile_edgetpu.py --model=runs/mnist/uint8.tflite --out_dir=runs/mnist/edgetpu
+  python tools/compile_edgetpu.py --model=a.tflite,b.tflite   # co-compiled: one shared cache
+  python tools/compile_edgetpu.py --model=big.tflite --num_segments=2   # pipeline on 2 TPUs
+Each model's parameter bytes are predicted against the on-chip cache ("fits on-chip" or
+"streams N MiB from the host per inference") before compiling.
 Exit status: 0 compiled, 1 compile failed or gate failed, 3 compiler not installed (the
 prediction is still printed), 2 bad input.
 """
@@ -12,7 +16,9 @@ cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
 
-_MODEL = flags.DEFINE_string("model", None, "The full-integer .tflite to compile.")
+_MODEL = flags.DEFINE_list(
+    "model", None, "The full-integer .tflite(s) to compile; several are co-compiled in one call."
+)
 _OUT = flags.DEFINE_string(
     "out_dir", ".", "Where the compiler writes *_edgetpu.tflite and .log (-o)."
 )
@@ -33,6 +39,9 @@ _STEP = flags.DEFINE_integer("delegate_search_step", None, "-k: step of the -d s
 _TIMEOUT = flags.DEFINE_integer(
     "timeout_sec", None, "-t: compile timeout in seconds (compiler default 180)."
 )
+_COMPILER_VERSION = flags.DEFINE_integer(
+    "compiler_version", 16, "Compiler major version the prediction assumes."
+)
 _JSON = flags.DEFINE_bool("json", False, "Print the result as JSON.")
 flags.mark_flag_as_required("model")
 cli.define_verbose_flag()
@@ -42,9 +51,14 @@ def main(argv):
     import json
 
     from edgequant import edgetpu
+    from edgequant.edgetpu import cache
 
-    gate = edgetpu.check_full_integer(_MODEL.value)
-    analysis = edgetpu.analyze(_MODEL.value, _MIN_RT.value, _MULTI.value)
+    models = _MODEL.value
+    gates = [edgetpu.check_full_integer(m) for m in models]
+    analyses = [
+        edgetpu.analyze(m, _MIN_RT.value, _MULTI.value, _COMPILER_VERSION.value) for m in models
+    ]
+    caches = cache.predict_co_compiled(models)
     options = edgetpu.CompileOptions(
         _SHOW.value,
         _MIN_RT.value,
@@ -55,23 +69,35 @@ def main(argv):
         _STEP.value,
         _TIMEOUT.value,
     )
-    result = edgetpu.compile_model(_MODEL.value, _OUT.value, _COMPILER.value, options)
-    out = {"gate": gate.to_dict(), "prediction": analysis.to_dict(), "compile": result.to_dict()}
+    result = edgetpu.compile_models(models, _OUT.value, _COMPILER.value, options)
+    out = {
+        "gate": [g.to_dict() for g in gates],
+        "prediction": [a.to_dict() for a in analyses],
+        "cache": [c.to_dict() for c in caches],
+        "compile": result.to_dict(),
+    }
     compiled = [f for f in result.output_files if "_segment_" not in f]
-    if result.status == "compiled" and compiled and not _SEGMENTS.value:
-        out["comparison"] = edgetpu.compare_with_prediction(analysis, compiled[0])
+    if result.status == "compiled" and len(models) == 1 and compiled and not _SEGMENTS.value:
+        out["comparison"] = edgetpu.compare_with_prediction(analyses[0], compiled[0])
     if _JSON.value:
         print(json.dumps(out, indent=1))
     else:
-        print(gate.summary())
-        print(f"predicted: {analysis.mapped_count}/{len(analysis.ops)} ops on the Edge TPU")
+        for gate, analysis, predicted in zip(gates, analyses, caches, strict=True):
+            print(gate.summary())
+            print(f"predicted: {analysis.mapped_count}/{len(analysis.ops)} ops on the Edge TPU")
+            print(f"parameter cache: {predicted.text}")
         print(f"compile: {result.status}: {result.reason}")
+        for block in result.logs:
+            print(
+                f"  {block.output_model}: on-chip {block.on_chip_used} B, "
+                f"off-chip {block.off_chip_used} B"
+            )
         if "comparison" in out:
             c = out["comparison"]
             print("prediction matches the compiler" if c["matches"] else f"prediction differs: {c}")
     if result.status == "not_compiled":
         return 3
-    return 0 if result.status == "compiled" and gate.passed else 1
+    return 0 if result.status == "compiled" and all(g.passed for g in gates) else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from edgequant.edgetpu import ops as op_table
 from edgequant.tflite.model import Operator, TFLiteModel
 
@@ -68,6 +70,11 @@ class Analysis:
     def fully_mapped(self) -> bool:
         return not self.cpu_ops
 
+    @property
+    def uncertain_ops(self) -> list[OpVerdict]:
+        """Ops whose verdict rests on thin evidence (size-dependent or undocumented rules)."""
+        return [v for v in self.ops if v.confidence == "uncertain"]
+
     def to_dict(self) -> dict:
         return {
             "model": self.path,
@@ -79,6 +86,7 @@ class Analysis:
                 for v in self.cpu_ops
             ],
             "first_unmapped": self.first_unmapped.to_dict() if self.first_unmapped else None,
+            "uncertain_ops": [f"{v.index} {v.op}" for v in self.uncertain_ops],
             "num_subgraphs": self.num_subgraphs,
             "multiple_subgraphs": self.multiple_subgraphs,
             "min_runtime_version": self.min_runtime_version,
@@ -138,6 +146,15 @@ def _constraint(model: TFLiteModel, op: Operator, rule: str) -> str | None:
         shape = t[op.inputs[0]].shape
         if axes and len(shape) >= 1 and (len(shape) - 1) in axes and shape[-1] % 4:
             return f"z-reduction over {shape[-1]} channels (not a multiple of 4)"
+    if rule == "mean_spatial_size":
+        axes = _axis_values(model, op) or []
+        shape = t[op.inputs[0]].shape
+        area = int(np.prod([shape[a] for a in axes if 0 < a < len(shape) - 1] or [1]))
+        if len(shape) == 4 and area > op_table.MEAN_MAX_SPATIAL:
+            return (
+                f"reduces {area} elements per channel (> {op_table.MEAN_MAX_SPATIAL}; "
+                f"uncertain, {op_table.UNCERTAIN_RULES[rule]})"
+            )
     if rule == "no_batch_pad":
         pads = model.constant(op.inputs[1]) if len(op.inputs) > 1 else None
         if pads is not None and pads.ndim == 2 and pads.shape[0] >= 4 and pads[0].any():
@@ -186,7 +203,12 @@ def _resize_reason(model: TFLiteModel, op: Operator) -> str | None:
     return None
 
 
-def judge(model: TFLiteModel, op: Operator, min_runtime: int | None = None) -> OpVerdict:
+def judge(
+    model: TFLiteModel,
+    op: Operator,
+    min_runtime: int | None = None,
+    compiler_major: int = op_table.COMPILER_MAJOR,
+) -> OpVerdict:
     """Verdict for one op on its own, ignoring its position in the graph."""
 
     def verdict(
@@ -218,10 +240,15 @@ def judge(model: TFLiteModel, op: Operator, min_runtime: int | None = None) -> O
         return verdict(False, DATA_TYPE, f"activation types {sorted(types)}; needs int8/uint8")
     if min_runtime is not None and min_runtime < 12 and "INT8" in types:
         return verdict(False, DATA_TYPE, "int8 tensors need Edge TPU runtime >= 12")
-    if row.max_version is not None and op.version > row.max_version:
+    limit = row.version_limit(compiler_major)
+    if limit is not None and op.version > limit:
         extra = " (half_pixel_centers)" if op.op.startswith("RESIZE") else ""
         return verdict(
-            False, VERSION, f"op version {op.version}{extra} > {row.max_version}", "observed"
+            False,
+            VERSION,
+            f"op version {op.version}{extra} > {limit}, the highest compiler "
+            f"{compiler_major} maps (compiler 16 maps it)",
+            "observed",
         )
     for i in _activations(model, op):
         shape = tensors[i].shape
@@ -234,10 +261,12 @@ def judge(model: TFLiteModel, op: Operator, min_runtime: int | None = None) -> O
     for rule in row.constraints:
         why = _constraint(model, op, rule)
         if why:
-            status = UNSPECIFIED if row.confidence == "uncertain" else UNSUPPORTED
-            return verdict(False, status, why, row.confidence)
-    note = f"supported; {row.note}" if row.confidence == "uncertain" else "supported"
-    return verdict(True, MAPPED, note, row.confidence)
+            uncertain = row.confidence == "uncertain" or rule in op_table.UNCERTAIN_RULES
+            status = UNSPECIFIED if uncertain else UNSUPPORTED
+            return verdict(False, status, why, "uncertain" if uncertain else row.confidence)
+    if row.confidence == "uncertain":
+        return verdict(True, MAPPED, f"supported (uncertain): {row.note}", row.confidence)
+    return verdict(True, MAPPED, "supported", row.confidence)
 
 
 def _components(model: TFLiteModel, mapped: set[int]) -> int:
@@ -344,11 +373,18 @@ def _fix_hint(v: OpVerdict) -> str:
 
 
 def analyze(
-    path: str | Path, min_runtime_version: int | None = None, multiple_subgraphs: bool = False
+    path: str | Path,
+    min_runtime_version: int | None = None,
+    multiple_subgraphs: bool = False,
+    compiler_version: int = op_table.COMPILER_MAJOR,
 ) -> Analysis:
-    """Per-op verdicts and the predicted Edge TPU / CPU partition of a .tflite model."""
+    """Per-op verdicts and the predicted Edge TPU / CPU partition of a .tflite model.
+
+    `compiler_version` is the edgetpu_compiler major version to predict (14, 15 or 16): a few
+    rules changed between releases (resize op version 3).
+    """
     model = TFLiteModel.load(path)
-    verdicts = [judge(model, op, min_runtime_version) for op in model.operators]
+    verdicts = [judge(model, op, min_runtime_version, compiler_version) for op in model.operators]
     verdicts, first = partition(model, verdicts, multiple_subgraphs)
     mapped = {v.index for v in verdicts if v.mapped}
     subgraphs = _components(model, mapped) if multiple_subgraphs else int(bool(mapped))

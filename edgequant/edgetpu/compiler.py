@@ -10,8 +10,10 @@ why, and callers keep the analyzer's prediction instead.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -64,6 +66,7 @@ class CompileResult:
     returncode: int | None = None
     log: compiler_log.CompileLog | None = None
     output_files: tuple[str, ...] = ()
+    logs: tuple[compiler_log.CompileLog, ...] = ()  # one per co-compiled model or segment
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +76,7 @@ class CompileResult:
             "returncode": self.returncode,
             "log": self.log.to_dict() if self.log else None,
             "output_files": list(self.output_files),
+            "logs": [b.to_dict() for b in self.logs],
         }
 
 
@@ -86,6 +90,51 @@ def find_compiler(explicit: str | None = None) -> str | None:
     return shutil.which("edgetpu_compiler")
 
 
+# The compiler forks a child that does the work ("Compilation child process completed within
+# timeout period"), and its own -t timer has been seen to leave that child running. A grace
+# period lets the compiler report its own timeout before the wrapper kills the whole group.
+GRACE_SEC = 3.0
+DEFAULT_TIMEOUT_SEC = 180  # the compiler's own default for -t
+
+
+def run_bounded(
+    command: tuple[str, ...] | list[str], timeout_sec: float | None
+) -> tuple[int, str, str]:
+    """Runs `command` in its own process group; on timeout kills the whole group.
+
+    subprocess.run(timeout=...) kills only the direct child, and then waits for the pipes to
+    close, which a surviving grandchild holds open: that is how a 5 s timeout once returned
+    after 65 s and left the compiler's worker alive. Here the group is killed with SIGKILL at
+    `timeout_sec + GRACE_SEC`, so the call returns within that bound and leaves nothing behind.
+    Raises subprocess.TimeoutExpired after the kill.
+    """
+    limit = (DEFAULT_TIMEOUT_SEC if timeout_sec is None else timeout_sec) + GRACE_SEC
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own session and process group, pgid == pid
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()  # the pipes close once every member of the group is dead
+        raise subprocess.TimeoutExpired(command, limit) from None
+    # A well-behaved compiler leaves no children; reap any that outlived it.
+    _kill_group(proc.pid)
+    return proc.returncode, stdout, stderr
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
 def compile_model(
     path: str | Path,
     out_dir: str | Path,
@@ -93,32 +142,52 @@ def compile_model(
     options: CompileOptions = CompileOptions(),
 ) -> CompileResult:
     """Compiles one model into out_dir; never raises for a missing compiler or a failed compile."""
-    path, out_dir = Path(path), Path(out_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
+    return compile_models([path], out_dir, compiler, options)
+
+
+def compile_models(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    compiler: str | None = None,
+    options: CompileOptions = CompileOptions(),
+) -> CompileResult:
+    """Compiles several models in ONE compiler call, so they share the on-chip parameter cache
+    (coral.ai/docs/edgetpu/compiler: co-compiled models "can share the Edge TPU's RAM for
+    parameter data caching"; the first model listed gets the cache first). With
+    options.num_segments each model is split into `<stem>_segment_<i>_of_<N>_edgetpu.tflite`
+    for pipelining over N Edge TPUs. `logs` holds one parsed summary block per output model."""
+    paths, out_dir = [Path(p) for p in paths], Path(out_dir)
+    if not paths:
+        raise ValueError("no model to compile")
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"model not found: {path}")
     exe = find_compiler(compiler)
     if exe is None:
         where = f"{platform.system()} {platform.machine()}"
         return CompileResult("not_compiled", f"{INSTALL_HINT} (this machine: {where})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    command = (exe, f"--out_dir={out_dir}", *options.args(), str(path))
-    limit = (options.timeout_sec or 180) + 60
+    command = (exe, f"--out_dir={out_dir}", *options.args(), *(str(p) for p in paths))
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return CompileResult("failed", f"compiler did not finish within {limit} s", command)
+        returncode, stdout, stderr = run_bounded(command, options.timeout_sec)
+    except subprocess.TimeoutExpired as e:
+        return CompileResult("failed", f"compiler did not finish within {e.timeout:g} s", command)
     except OSError as e:
         return CompileResult("failed", f"cannot run {exe}: {e}", command)
+    proc = subprocess.CompletedProcess(command, returncode, stdout, stderr)
     text = proc.stdout + "\n" + proc.stderr
-    stem = path.stem
-    log_file = out_dir / f"{stem}_edgetpu.log"
-    if log_file.is_file():
-        text += "\n" + log_file.read_text(errors="replace")
+    blocks = tuple(compiler_log.parse_blocks(text))
+    outputs: list[str] = []
+    for path in paths:
+        log_file = out_dir / f"{path.stem}_edgetpu.log"
+        if log_file.is_file() and len(paths) == 1:
+            text += "\n" + log_file.read_text(errors="replace")
+        outputs += sorted(str(p) for p in out_dir.glob(f"{path.stem}*_edgetpu.tflite"))
+    outputs = tuple(outputs)
     log = compiler_log.parse(text)
-    outputs = tuple(sorted(str(p) for p in out_dir.glob(f"{stem}*_edgetpu.tflite")))
     if proc.returncode != 0 or log.succeeded is False or log.errors:
         reason = "; ".join(log.errors) if log.errors else f"exit status {proc.returncode}"
-        return CompileResult("failed", reason, command, proc.returncode, log, outputs)
+        return CompileResult("failed", reason, command, proc.returncode, log, outputs, blocks)
     if not outputs:
         return CompileResult(
             "failed",
@@ -129,4 +198,4 @@ def compile_model(
             log,
         )
     summary = f"{log.mapped_count} ops on the Edge TPU, {log.cpu_count} on the CPU"
-    return CompileResult("compiled", summary, command, 0, log, outputs)
+    return CompileResult("compiled", summary, command, 0, log, outputs, blocks)

@@ -144,3 +144,18 @@ def parse(text: str) -> CompileLog:
     if log.total_ops is not None and log.cpu_ops is None and not log.errors:
         log.cpu_ops, log.tpu_ops = 0, log.total_ops if log.tpu_ops is None else log.tpu_ops
     return log
+
+
+def parse_blocks(text: str) -> list[CompileLog]:
+    """One CompileLog per summary block (co-compiled models and -n segments each print one,
+    starting at `Input model:`); the version line and any failure before the first block are
+    shared by all."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.strip().startswith("Input model:")]
+    if not starts:
+        return []
+    head = "\n".join(lines[: starts[0]])
+    bounds = [*starts, len(lines)]
+    return [
+        parse(head + "\n" + "\n".join(lines[a:b])) for a, b in zip(bounds, bounds[1:], strict=False)
+    ]

@@ -9,6 +9,7 @@ refused with the reason and what to change.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from edgequant.edgetpu import ops as op_table
@@ -45,18 +46,51 @@ class GateReport:
     def passed(self) -> bool:
         return not self.violations
 
+    def grouped(self) -> list[ViolationGroup]:
+        """Repeats of one problem as one entry: a dynamic batch flags every tensor of the model
+        with the same message, which is one fix, not twelve. Grouped by rule, op type and the
+        message with its shapes blanked; each group keeps its first violation and a count."""
+        groups: dict[tuple, list[Violation]] = {}
+        for v in self.violations:
+            key = (v.rule, v.op, re.sub(r"\[[^\]]*\]", "[..]", v.message))
+            groups.setdefault(key, []).append(v)
+        return [ViolationGroup(vs[0], len(vs)) for vs in groups.values()]
+
     def to_dict(self) -> dict:
         return {
             "passed": self.passed,
             "io_dtype": self.io_dtype,
             "violations": [dataclasses.asdict(v) | {"text": str(v)} for v in self.violations],
+            "grouped": [
+                dataclasses.asdict(g.first) | {"count": g.count, "text": str(g)}
+                for g in self.grouped()
+            ],
         }
 
     def summary(self) -> str:
         if self.passed:
             return f"{Path(self.path).name}: passes the full-integer {self.io_dtype} gate"
-        head = f"{Path(self.path).name}: {len(self.violations)} Edge TPU gate violation(s)"
-        return "\n".join([head, *(f"  {v}" for v in self.violations)])
+        groups = self.grouped()
+        head = (
+            f"{Path(self.path).name}: {len(self.violations)} Edge TPU gate violation(s) "
+            f"of {len(groups)} kind(s)"
+        )
+        return "\n".join([head, *(f"  {g}" for g in groups)])
+
+
+@dataclasses.dataclass(frozen=True)
+class ViolationGroup:
+    first: Violation
+    count: int
+
+    def __str__(self) -> str:
+        if self.count == 1:
+            return str(self.first)
+        v = self.first
+        where = f"{v.op} ops" if v.op else "model"
+        first = f"first: op {v.op_index} " if v.op_index is not None else "first: "
+        first += f"tensor '{v.tensor}'" if v.tensor else ""
+        return f"[{v.rule}] {where}: {v.message} ({self.count}x, {first.strip()})"
 
 
 def _op_violations(model: TFLiteModel, op: Operator) -> list[Violation]:

@@ -17,6 +17,20 @@ import dataclasses
 DOC = "coral.ai/docs/edgetpu/models-intro#supported-operations"
 CHG = "google-coral/edgetpu CHANGES.md"
 OBS = "observed in compiled Coral test models and published compiler logs"
+# Op version 3 of the resizes (half_pixel_centers, the TF2 default) was refused by compilers 14
+# and 15 as "Operation version not supported" (google-coral/edgetpu#187, #396, #420; the v14
+# tiny_yolo log in tests/data/compiler_f3.txt) and mapped by 16.0: a real pose model compiled by
+# v16 keeps no RESIZE_BILINEAR v3 on the CPU, and v16 logs of TF2 YOLO exports show
+# RESIZE_NEAREST_NEIGHBOR "Mapped to Edge TPU" (WongKinYiu/yolov7#1672, mathieugalle log F1).
+RESIZE_V3 = (
+    "google-coral/edgetpu#187, #396, #420 (v14/v15 refuse version 3); "
+    "real v16-compiled pose model and v16 logs (yolov7#1672) map it"
+)
+# TILE is absent from Coral's table, yet compiler 16 mapped it inside a real compiled
+# segmentation model (the op is kept out of edgetpu-custom-op in none of them). One model is thin
+# evidence and its size limits are unknown, hence "uncertain".
+TILE_SRC = "observed: a real v16-compiled segmentation model maps TILE (not in Coral's table)"
+COMPILER_MAJOR = 16  # the last public edgetpu_compiler (16.0.384591198, 2021)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +43,15 @@ class OpSupport:
     confidence: str = "documented"
     # Highest op version the last public compiler (16.0) maps; None = not known to be limited.
     max_version: int | None = None
+    # Older compilers' limits: ((last compiler major it applies to, highest op version), ...).
+    older_max_version: tuple[tuple[int, int], ...] = ()
+
+    def version_limit(self, compiler_major: int) -> int | None:
+        """Highest op version compiler `compiler_major` maps (None: no known limit)."""
+        for last_major, limit in sorted(self.older_max_version):
+            if compiler_major <= last_major:
+                return limit
+        return self.max_version
 
 
 _ROWS = (
@@ -56,8 +79,8 @@ _ROWS = (
     OpSupport("MAX_POOL_2D", ("no_fused_activation",), "No fused activation function."),
     OpSupport(
         "MEAN",
-        ("no_batch_axis", "mean_z_multiple_of_4"),
-        "No batch reduction; a z-reduction needs z a multiple of 4.",
+        ("no_batch_axis", "mean_z_multiple_of_4", "mean_spatial_size"),
+        "No batch reduction; a z-reduction needs z a multiple of 4; a large H x W is not mapped.",
     ),
     OpSupport("MINIMUM"),
     OpSupport("MUL"),
@@ -80,20 +103,24 @@ _ROWS = (
     OpSupport(
         "RESIZE_BILINEAR",
         ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
+        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
         DOC,
         None,
         "uncertain",
-        2,
+        None,
+        ((15, 2),),
     ),
     OpSupport(
         "RESIZE_NEAREST_NEIGHBOR",
         ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision.",
+        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
+        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
         DOC,
         None,
         "uncertain",
-        2,
+        None,
+        ((15, 2),),
     ),
     OpSupport("RSQRT", (), "", DOC, 14, "uncertain"),
     OpSupport("SLICE"),
@@ -108,9 +135,22 @@ _ROWS = (
     OpSupport("SUM", ("no_batch_axis",), "", CHG, 13),
     OpSupport("SQUARED_DIFFERENCE", (), "", DOC, 14, "uncertain"),
     OpSupport("TANH"),
+    OpSupport(
+        "TILE", (), "Not in Coral's table; size limits unknown.", TILE_SRC, None, "uncertain"
+    ),
     OpSupport("TRANSPOSE", (), "", DOC, 14, "uncertain"),
     OpSupport("TRANSPOSE_CONV", (), "", CHG, 13),
 )
+
+# Rules resting on thin evidence: a failure is reported as the compiler's "unspecified
+# limitation" with confidence "uncertain" even when the op's row is documented.
+UNCERTAIN_RULES = {
+    # Coral staff on google-coral/edgetpu#461: a MEAN over 1x256x128x3 is "not able to mapped";
+    # split into 64x128 parts it mapped (8,192 elements per channel). A GAP over 1x256x256x32
+    # crashed compiler 14 (#183). The threshold between 8,192 and 32,768 is a guess.
+    "mean_spatial_size": "google-coral/edgetpu#461, #183",
+}
+MEAN_MAX_SPATIAL = 16384
 
 SUPPORTED: dict[str, OpSupport] = {row.op: row for row in _ROWS}
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from edgequant.edgetpu.analyzer import analyze
+from edgequant.edgetpu.cache import predict_cache
 from edgequant.edgetpu.compiled import compare_with_prediction
 from edgequant.edgetpu.compiler import CompileOptions, compile_model
 from edgequant.edgetpu.gate import check_full_integer
@@ -40,6 +41,7 @@ def check_variant(variant: dict, cfg, out_dir: Path) -> dict:
         "first_unmapped": analysis.first_unmapped.to_dict() if analysis.first_unmapped else None,
         "fully_mapped": analysis.fully_mapped,
         "advice": analysis.advice,
+        "parameter_cache": predict_cache(path, analysis).to_dict(),
     }
     if not gate.passed:
         entry.update(compile_status="gate_failed", compile_reason=gate.summary())

@@ -41,6 +41,9 @@ def get_config() -> ConfigDict:
     c.preprocess.fit = "stretch"  # stretch | crop (center, keep aspect) | pad (letterbox)
     c.preprocess.method = "bilinear"
 
+    c.edgetpu.fix = False  # rewrite the Keras model so more of it maps (edgetpu/repair.py)
+    c.edgetpu.approximate = False  # with fix: also the approximate rewrites (GELU, ELU)
+
     c.quantize.aeq_recipes = ()  # AI Edge Quantizer recipes (target cpu, or a float .tflite)
 
     c.budget = ConfigDict()

@@ -71,6 +71,7 @@ class Study:
     labels_output: str | None
     class_names: list[str] | None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    repair: dict | None = None  # what --fix rewrote (edgetpu/repair.py), before and after
 
     @property
     def num_classes(self) -> int:
@@ -258,6 +259,9 @@ def prepare(config, out_dir: str | Path) -> Study:
         )
     labels_output, class_names = _classes(model, source, evaluation)
     spec = source.preprocessing
+    repaired = None
+    if config.edgetpu.get("fix"):
+        model, repaired = _repair(model, samples, config.edgetpu.approximate)
     return Study(
         config,
         out_dir,
@@ -270,7 +274,21 @@ def prepare(config, out_dir: str | Path) -> Study:
         labels_output,
         class_names,
         warnings,
+        repaired,
     )
+
+
+def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:
+    """The Edge TPU repair (edgetpu/repair.py) on a Keras model, before any conversion: the
+    variants are made from the rewritten model, under the original model's names."""
+    from edgequant.edgetpu.repair import repair
+
+    if model.keras is None:
+        raise UserError(f"--fix rewrites Keras models; this one is a {model.format}")
+    result = repair(model.keras, [samples[n] for n in model.input_names], approximate)
+    repaired = usermodel.from_keras(result.model, model.path, model.format, names_from=model)
+    repaired.inputs, repaired.outputs = model.inputs, model.outputs
+    return repaired, {**result.to_dict(), "summary": result.summary()}
 
 
 def _classes(model, source, evaluation) -> tuple[str | None, list[str] | None]:
@@ -704,6 +722,7 @@ def bundle(study: Study, variants, float_metrics, trials, errors) -> dict:
         "recovery": trials,
         "errors": errors,
         "warnings": study.warnings,
+        "repair": study.repair,
         "recommended": recommend(study, variants),
         "config": json.loads(study.config.to_json_best_effort()),
     }

@@ -552,3 +552,25 @@ def test_the_pipeline_with_a_model_path_deploys_instead_of_training(tiny_model, 
     assert not (tmp_path / "run" / "float.keras").exists()  # nothing was trained
     assert result["model"]["format"] == "tf_keras" and result["recommended"] == "uint8"
     assert result["evaluation"]["n"] == 60 and "top1" in result["float"]["metrics"]
+
+
+@pytest.mark.slow
+def test_deploy_fix_converts_the_repaired_model_and_maps_it_fully(tmp_path):
+    from tests.test_edgetpu_repair import _demo
+
+    _demo(_tf_keras()).save(tmp_path / "demo.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(120, 16, 16, 3)))
+    result = edgequant.deploy(
+        tmp_path / "demo.keras",
+        tmp_path / "x.npy",
+        tmp_path / "out",
+        **{"edgetpu.fix": True, "edgetpu.approximate": True, **QUICK},
+    )
+    repair = result["repair"]
+    assert repair["before"]["mapped"] < repair["before"]["total"]  # LeakyReLU, GELU, batch
+    assert repair["after"]["mapped"] == repair["after"]["total"] and not repair["after"]["gate"]
+    (v,) = result["variants"]
+    assert v["gate"] == "pass" and v["edgetpu"]["mapped"] == v["edgetpu"]["total"]
+    assert [o["name"] for o in result["model"]["outputs"]] == ["dense"]  # the user's names
+    assert min(v["metrics"]["sqnr_db"].values()) > 20
+    assert "Edge TPU repair" in (tmp_path / "out" / "report.md").read_text()

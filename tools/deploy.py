@@ -35,6 +35,10 @@ _LABELS = flags.DEFINE_string(
 _RESIZE = flags.DEFINE_string("resize", None, "Images: H,W (default: the model's input size).")
 _SIGNATURE = flags.DEFINE_string("signature", None, "SavedModel signature (serving_default).")
 _TARGET = flags.DEFINE_enum("target", None, ["edgetpu", "cpu"], "Deployment target.")
+_FIX = flags.DEFINE_bool(
+    "fix", None, "Edge TPU: rewrite the Keras model so more of it maps (exact rewrites)."
+)
+_APPROX = flags.DEFINE_bool("approximate", None, "With --fix: the approximate rewrites too.")
 _OUT = flags.DEFINE_string("out_dir", None, "Where the bundle is written.")
 flags.mark_flags_as_required(["model", "out_dir"])
 cli.define_verbose_flag()
@@ -53,6 +57,8 @@ _SHORTHANDS = (
     (_RESIZE, "preprocess.resize"),
     (_SIGNATURE, "model.signature"),
     (_TARGET, "target"),
+    (_FIX, "edgetpu.fix"),
+    (_APPROX, "edgetpu.approximate"),
 )
 
 

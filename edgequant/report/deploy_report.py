@@ -153,6 +153,15 @@ def write(result: dict, out_dir: str | Path) -> Path:
             )
             parts.append(f"- {t['step']} `{t['name']}`: {verdict}: {detail}")
         parts.append("")
+    if result.get("repair"):
+        parts += [
+            "## Edge TPU repair (--fix)",
+            "",
+            "The variants were converted from the rewritten model:",
+            "",
+            *(f"- {ln.strip()}" for ln in result["repair"]["summary"].splitlines() if ln.strip()),
+            "",
+        ]
     tpu = [v for v in result["variants"] if v.get("edgetpu")]
     if tpu:
         parts += ["## Edge TPU", ""]

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import models
-from edgequant import progress
+from edgequant import distribute, progress
 from edgequant.bench import device_runner
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
@@ -57,13 +57,15 @@ def load_data(config) -> mnist.Dataset:
 def build_model(config):
     """The config's model with seeded initial weights (same seed, same model)."""
     fit.set_seed(config.seed)
-    with fit.strategy(config).scope():
-        return models.build(
-            config.model.name,
-            tuple(config.model.input_shape),
-            mnist.NUM_CLASSES,
-            **config.model.options,
-        )
+    # Made first: multi-worker collectives must be set up before any TF op. The model itself is
+    # built plain; fit.train trains a copy inside the strategy's scope (see fit.replica).
+    fit.strategy(config)
+    return models.build(
+        config.model.name,
+        tuple(config.model.input_shape),
+        mnist.NUM_CLASSES,
+        **config.model.options,
+    )
 
 
 def measure_latency(path: str | Path, bench_cfg) -> list[dict]:
@@ -204,10 +206,13 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
-    study, results = prepare(config, workdir, verbose)
-    for stage in STAGES:
-        stage(study, results)
-    write_outputs(results, config, study.workdir)
+    # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
+    # collective, but only the chief writes `workdir`; the others get a temporary folder.
+    with distribute.output_dir(workdir) as workdir:
+        study, results = prepare(config, workdir, verbose)
+        for stage in STAGES:
+            stage(study, results)
+        write_outputs(results, config, study.workdir)
     return results
 
 

@@ -31,7 +31,9 @@ from absl import flags  # noqa: E402
 
 _DEVICES = flags.DEFINE_integer("devices", 20, "Loopback devices (one sshd each).")
 _MODELS = flags.DEFINE_integer("models", 10, "Tiny models; jobs = devices x models.")
-_PARALLEL = flags.DEFINE_integer("max_parallel", 8, "fleet.run_fleet's max_parallel.")
+_PARALLEL = flags.DEFINE_integer(
+    "max_parallel", None, "Jobs at once (default fleet.DEFAULT_MAX_PARALLEL, 8)."
+)
 _KILL = flags.DEFINE_integer("kill", 3, "Devices killed mid-run in the chaos pass.")
 _MIN_SECS = flags.DEFINE_float("min_secs", 0.2, "Measuring time per job.")
 _DEVICE_PY = flags.DEFINE_string(
@@ -163,6 +165,12 @@ def audit(store_path: Path, keys: set[str]) -> dict:
     }
 
 
+def _parallel() -> int:
+    from edgequant.bench import fleet
+
+    return _PARALLEL.value or fleet.DEFAULT_MAX_PARALLEL
+
+
 def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_result=None):
     import time
 
@@ -180,12 +188,12 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
             retry,
             step_timeout=60,
             on_result=on_result,
-            max_parallel=_PARALLEL.value,
+            max_parallel=_parallel(),
         )
     wall = time.perf_counter() - start
     ok = [r for r in new if "error" not in r]
     measure = sum(measuring_ms(r) for r in ok) / 1e3
-    ideal = measure / min(_PARALLEL.value, len(devices))
+    ideal = measure / min(_parallel(), len(devices))
     out = {
         "pass": name,
         "jobs_run": len(new),
@@ -198,7 +206,7 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
     }
     print(
         f"{name}: {len(new)} jobs ({len(ok)} ok) in {wall:.1f} s; measuring {measure:.1f} s "
-        f"/ {min(_PARALLEL.value, len(devices))} = {ideal:.1f} s -> overhead x"
+        f"/ {min(_parallel(), len(devices))} = {ideal:.1f} s -> overhead x"
         f"{out['overhead_ratio']}; peak SSH connections {sampler.peak}",
         flush=True,
     )
@@ -207,6 +215,7 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
 
 def main(argv):
     import json
+    import os
     import shutil
     import tempfile
     import threading
@@ -220,7 +229,9 @@ def main(argv):
     root = Path(_WORKDIR.value or tempfile.mkdtemp(prefix="eq-fleet-load-"))
     models = make_models(root / "models", _MODELS.value)
     servers, devices, ssh_config = start_devices(
-        root, _DEVICES.value, str(Path(_DEVICE_PY.value).resolve())
+        root,
+        _DEVICES.value,
+        os.path.abspath(_DEVICE_PY.value),  # no resolve(): keep the venv
     )
     ports = [s.port for s in servers]
     settings = remote.Settings(
@@ -234,7 +245,7 @@ def main(argv):
         "devices": len(devices),
         "models": len(models),
         "jobs": len(keys),
-        "max_parallel": _PARALLEL.value,
+        "max_parallel": _parallel(),
         "settings": settings.to_dict(),
         "passes": [],
     }
@@ -244,13 +255,15 @@ def main(argv):
         report["passes"].append({**clean, **audit(clean_store, keys)})
 
         chaos_store = root / "chaos.jsonl"
-        victims = servers[: _KILL.value]
-        done, lock, killed = [0], threading.Lock(), threading.Event()
+        # The last devices in the list are leased last, so they die with jobs left to do: the
+        # power cut comes with the first result of any of them.
+        victims = servers[len(servers) - _KILL.value :]
+        names = {d.name for d in devices[len(devices) - _KILL.value :]}
+        lock, killed = threading.Lock(), threading.Event()
 
         def power_cut(record: dict) -> None:
             with lock:
-                done[0] += 1
-                if done[0] >= len(keys) // 3 and not killed.is_set():
+                if record["device"] in names and not killed.is_set():
                     killed.set()
                     for s in victims:
                         s.stop()
@@ -258,13 +271,7 @@ def main(argv):
         chaos, _ = run_pass(
             "chaos", models, devices, settings, chaos_store, ssh_config, ports, power_cut
         )
-        report["passes"].append(
-            {
-                **chaos,
-                **audit(chaos_store, keys),
-                "killed": [d.name for d in devices[: len(victims)]],
-            }
-        )
+        report["passes"].append({**chaos, **audit(chaos_store, keys), "killed": sorted(names)})
         missing = len(keys) - audit(chaos_store, keys)["successes"]
         for s in victims:
             s.start()

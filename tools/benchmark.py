@@ -38,6 +38,9 @@ _STORE = flags.DEFINE_string(
     "store", "runs/bench/results.jsonl", "Append-only results store (devices)."
 )
 _TIMEOUT = flags.DEFINE_float("step_timeout", 300.0, "Timeout per remote step, seconds.")
+_PARALLEL = flags.DEFINE_integer(
+    "max_parallel", None, "Devices benchmarked at once (default fleet.DEFAULT_MAX_PARALLEL, 8)."
+)
 _REFERENCE = flags.DEFINE_string(
     "reference_csv", None, "model,device,p50_ms reference rows to check against."
 )
@@ -82,6 +85,7 @@ def main(argv):
             step_timeout=_TIMEOUT.value,
             accept_new=_ACCEPT_NEW.value,
             on_result=_print_progress,
+            max_parallel=_PARALLEL.value or fleet.DEFAULT_MAX_PARALLEL,
         )
     else:
         records = [host.benchmark_in_subprocess(m, settings, _TIMEOUT.value) for m in _MODELS.value]

@@ -35,7 +35,9 @@ _PARALLEL = flags.DEFINE_integer(
     "max_parallel", None, "Jobs at once (default fleet.DEFAULT_MAX_PARALLEL, 8)."
 )
 _KILL = flags.DEFINE_integer("kill", 3, "Devices killed mid-run in the chaos pass.")
-_MIN_SECS = flags.DEFINE_float("min_secs", 0.2, "Measuring time per job.")
+_MIN_SECS = flags.DEFINE_float(
+    "min_secs", 0.5, "Measuring time per job (the device runner's min_secs)."
+)
 _DEVICE_PY = flags.DEFINE_string(
     "device_python", ".venv-device/bin/python", "The devices' Python (numpy<2, tflite-runtime)."
 )
@@ -45,7 +47,11 @@ cli.define_verbose_flag()
 
 
 def make_models(out: Path, n: int) -> list[Path]:
-    """n tiny, distinct float .tflite models (two dense layers of growing width)."""
+    """n small, distinct float .tflite CNNs (64x64x3 in, widths growing with i).
+
+    Not smaller: the device runner returns every latency sample, and a model that runs in
+    microseconds yields hundreds of thousands of samples (megabytes) per result.
+    """
     import tensorflow as tf
 
     out.mkdir(parents=True, exist_ok=True)
@@ -54,9 +60,12 @@ def make_models(out: Path, n: int) -> list[Path]:
         path = out / f"tiny{i:02d}.tflite"
         if not path.is_file():
             tf.random.set_seed(i)
-            inp = tf.keras.Input((16,))
-            x = tf.keras.layers.Dense(8 + 4 * i, activation="relu")(inp)
-            model = tf.keras.Model(inp, tf.keras.layers.Dense(4)(x))
+            inp = tf.keras.Input((64, 64, 3))
+            x = tf.keras.layers.Conv2D(16 + 2 * i, 3, activation="relu")(inp)
+            x = tf.keras.layers.MaxPooling2D()(x)
+            x = tf.keras.layers.Conv2D(16, 3, activation="relu")(x)
+            x = tf.keras.layers.GlobalAveragePooling2D()(x)
+            model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
             path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
         paths.append(path)
     return paths
@@ -172,6 +181,7 @@ def _parallel() -> int:
 
 
 def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_result=None):
+    import os
     import time
 
     from edgequant.bench import fleet
@@ -194,6 +204,7 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
     ok = [r for r in new if "error" not in r]
     measure = sum(measuring_ms(r) for r in ok) / 1e3
     ideal = measure / min(_parallel(), len(devices))
+    per_job = [r["finished_at"] - r["started_at"] - measuring_ms(r) / 1e3 for r in ok]
     out = {
         "pass": name,
         "jobs_run": len(new),
@@ -203,6 +214,8 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
         "ideal_wall_s": round(ideal, 3),
         "overhead_ratio": round(wall / ideal, 3) if ideal else None,
         "peak_ssh_connections": sampler.peak,
+        "mean_overhead_per_job_s": round(sum(per_job) / len(per_job), 3) if per_job else None,
+        "load_average_after": os.getloadavg(),
     }
     print(
         f"{name}: {len(new)} jobs ({len(ok)} ok) in {wall:.1f} s; measuring {measure:.1f} s "
@@ -247,6 +260,8 @@ def main(argv):
         "jobs": len(keys),
         "max_parallel": _parallel(),
         "settings": settings.to_dict(),
+        "host_cores": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
         "passes": [],
     }
     try:

@@ -7,8 +7,6 @@ exit status is the chief's; if any worker dies, the others are stopped and one `
 names it. On a real cluster, set TF_CONFIG on each host instead (see WORKSPACE.md).
 """
 
-import sys
-
 from absl import flags
 
 from edgequant import cli
@@ -27,7 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    if "--" not in sys.argv:
-        print("error: put the binary to launch after --", file=sys.stderr)
-        sys.exit(2)
     cli.run(main)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -141,11 +143,30 @@ def run_device_jobs(
                     out.append(r)
                 break
     finally:
-        try:
-            transport.close()
-        except Exception:  # noqa: BLE001 - closing a dead master connection may fail
-            pass
+        _close(transport)
     return out
+
+
+def _close(transport: Transport, wait_secs: float = 5.0) -> None:
+    """Ends the device's master connection and waits until its process is gone, so that the
+    next device's connection never overlaps it (`ssh -O exit` returns before the master has
+    closed its socket): at most `max_parallel` connections are ever open."""
+    args = [*transport.base(), "-O", "check", *transport.destination.args()]
+    try:
+        check = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        transport.close()
+    except Exception:  # noqa: BLE001 - closing a dead master connection may fail
+        return
+    found = re.search(r"pid=(\d+)", check.stderr)
+    deadline = time.monotonic() + wait_secs
+    while found and time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{found.group(1)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return  # exited (or no /proc: nothing more to wait for)
+        if state == "Z":
+            return
+        time.sleep(0.01)
 
 
 def _run_with_retries(device, model, settings, transport, retry, step_timeout) -> dict:

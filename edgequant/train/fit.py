@@ -192,7 +192,8 @@ def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int 
         hist = m.fit(ds, epochs=t.epochs, validation_data=val, verbose=verbose, callbacks=[board])
     seconds = time.perf_counter() - start
     workdir = Path(workdir)
-    # The chief writes the model; another worker's copy is identical, so it writes nothing.
+    # The chief saves into the workdir; any other worker saves its identical copy into a
+    # temporary folder that is removed at once (the pattern of TF's multi-worker guide).
     path = workdir / "float.keras"
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     with distribute.output_dir(workdir) as out:

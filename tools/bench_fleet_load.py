@@ -1,7 +1,7 @@
 """Benchmark: the device fleet under load, on loopback devices (a real sshd per device).
 
   python tools/bench_fleet_load.py [--devices=20] [--models=10] [--max_parallel=8] \
-      [--kill=3] [--output_json=runs/bench/fleet_load.json]
+      [--kill=3] [--nochaos] [--output_json=runs/bench/fleet_load.json]
 
 Starts `--devices` sshd servers on 127.0.0.1 (tests/sshd.py; each its own port, keys and remote
 workdir) running the device venv, makes `--models` tiny .tflite models, and runs three passes of
@@ -12,6 +12,7 @@ devices x models jobs through `fleet.run_fleet`:
   2. chaos: a fresh store; `--kill` devices lose power (their sshd and every session killed)
      once a third of the jobs are done. Every job must still end with exactly one record.
   3. resume: the killed devices come back; a re-run must run exactly the jobs without a success.
+(`--nochaos` runs the clean pass only, e.g. to compare overhead ratios across --max_parallel.)
 Checks in every pass: jobs lost (no record), duplicate successes, and the most jobs ever
 running at once on one device (must be 1). Prints the numbers and writes them as JSON.
 """
@@ -35,6 +36,7 @@ _PARALLEL = flags.DEFINE_integer(
     "max_parallel", None, "Jobs at once (default fleet.DEFAULT_MAX_PARALLEL, 8)."
 )
 _KILL = flags.DEFINE_integer("kill", 3, "Devices killed mid-run in the chaos pass.")
+_CHAOS = flags.DEFINE_bool("chaos", True, "Run the chaos and resume passes after the clean one.")
 _MIN_SECS = flags.DEFINE_float(
     "min_secs", 0.5, "Measuring time per job (the device runner's min_secs)."
 )
@@ -226,12 +228,41 @@ def run_pass(name, models, devices, settings, store_path, ssh_config, ports, on_
     return out, new
 
 
+def _chaos_and_resume(report, root, models, servers, devices, settings, keys, ssh_config):
+    """Pass 2 (devices lose power mid-run) and pass 3 (they return; resume the missing)."""
+    import threading
+
+    ports = [s.port for s in servers]
+    chaos_store = root / "chaos.jsonl"
+    # The last devices in the list are leased last, so they die with jobs left to do: the
+    # power cut comes with the first result of any of them.
+    victims = servers[len(servers) - _KILL.value :]
+    names = {d.name for d in devices[len(devices) - _KILL.value :]}
+    lock, killed = threading.Lock(), threading.Event()
+
+    def power_cut(record: dict) -> None:
+        with lock:
+            if record["device"] in names and not killed.is_set():
+                killed.set()
+                for s in victims:
+                    s.stop()
+
+    chaos, _ = run_pass(
+        "chaos", models, devices, settings, chaos_store, ssh_config, ports, power_cut
+    )
+    report["passes"].append({**chaos, **audit(chaos_store, keys), "killed": sorted(names)})
+    missing = len(keys) - audit(chaos_store, keys)["successes"]
+    for s in victims:
+        s.start()
+    resume, _ = run_pass("resume", models, devices, settings, chaos_store, ssh_config, ports)
+    report["passes"].append({**resume, **audit(chaos_store, keys), "missing_before": missing})
+
+
 def main(argv):
     import json
     import os
     import shutil
     import tempfile
-    import threading
 
     from edgequant.bench import remote, store
 
@@ -269,29 +300,8 @@ def main(argv):
         clean, _ = run_pass("clean", models, devices, settings, clean_store, ssh_config, ports)
         report["passes"].append({**clean, **audit(clean_store, keys)})
 
-        chaos_store = root / "chaos.jsonl"
-        # The last devices in the list are leased last, so they die with jobs left to do: the
-        # power cut comes with the first result of any of them.
-        victims = servers[len(servers) - _KILL.value :]
-        names = {d.name for d in devices[len(devices) - _KILL.value :]}
-        lock, killed = threading.Lock(), threading.Event()
-
-        def power_cut(record: dict) -> None:
-            with lock:
-                if record["device"] in names and not killed.is_set():
-                    killed.set()
-                    for s in victims:
-                        s.stop()
-
-        chaos, _ = run_pass(
-            "chaos", models, devices, settings, chaos_store, ssh_config, ports, power_cut
-        )
-        report["passes"].append({**chaos, **audit(chaos_store, keys), "killed": sorted(names)})
-        missing = len(keys) - audit(chaos_store, keys)["successes"]
-        for s in victims:
-            s.start()
-        resume, _ = run_pass("resume", models, devices, settings, chaos_store, ssh_config, ports)
-        report["passes"].append({**resume, **audit(chaos_store, keys), "missing_before": missing})
+        if _CHAOS.value:
+            _chaos_and_resume(report, root, models, servers, devices, settings, keys, ssh_config)
     finally:
         for s in servers:
             s.stop()

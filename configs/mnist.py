@@ -15,6 +15,7 @@ def get_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
     c.distribute = "none"  # none | mirrored (all local devices) | multi_worker (TF_CONFIG)
+    c.distribute_timeout_secs = 600.0  # multi_worker: a collective op waiting longer fails
 
     c.data = ConfigDict()
     c.data.name = "mnist"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import models
 from edgequant import data as datasets
-from edgequant import progress
+from edgequant import distribute, progress
 from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
@@ -38,13 +38,15 @@ def load_data(config) -> datasets.Dataset:
 def build_model(config, num_classes: int):
     """The config's model with seeded initial weights (same seed, same model)."""
     fit.set_seed(config.seed)
-    with fit.strategy(config).scope():
-        return models.build(
-            config.model.name,
-            tuple(config.model.input_shape),
-            num_classes,
-            **config.model.options,
-        )
+    # Made first: multi-worker collectives must be set up before any TF op. The model itself is
+    # built plain; fit.train trains a copy inside the strategy's scope (see fit.replica).
+    fit.strategy(config)
+    return models.build(
+        config.model.name,
+        tuple(config.model.input_shape),
+        num_classes,
+        **config.model.options,
+    )
 
 
 def describe_variant(study: Study, artifact: Artifact) -> dict:
@@ -190,15 +192,18 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
         from edgequant import deployment
 
         return deployment.run(config, workdir)
-    study, results = prepare(config, workdir, verbose)
-    for stage in STAGES:
-        try:
-            for artifact in stage(study, results) or ():
-                results["variants"].append(describe_variant(study, artifact))
-        except (UserError, ValueError, RuntimeError, OSError) as e:
-            log.error("stage %s failed: %s", stage.__name__, e)
-            results["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
-    write_outputs(results, config, study.workdir)
+    # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
+    # collective, but only the chief writes `workdir`; the others get a temporary folder.
+    with distribute.output_dir(workdir) as workdir:
+        study, results = prepare(config, workdir, verbose)
+        for stage in STAGES:
+            try:
+                for artifact in stage(study, results) or ():
+                    results["variants"].append(describe_variant(study, artifact))
+            except (UserError, ValueError, RuntimeError, OSError) as e:
+                log.error("stage %s failed: %s", stage.__name__, e)
+                results["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
+        write_outputs(results, config, study.workdir)
     return results
 
 

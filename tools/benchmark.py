@@ -63,6 +63,9 @@ _HISTORY = flags.DEFINE_string(
 )
 _HISTORY_PLOT = flags.DEFINE_string("history_plot", None, "Write p50 over time (PNG) here.")
 _TIMEOUT = flags.DEFINE_float("step_timeout", 300.0, "Timeout per remote step, seconds.")
+_PARALLEL = flags.DEFINE_integer(
+    "max_parallel", None, "Devices benchmarked at once (default fleet.DEFAULT_MAX_PARALLEL, 8)."
+)
 _REFERENCE = flags.DEFINE_string(
     "reference_csv", None, "model,device,p50_ms reference rows to check against."
 )
@@ -131,6 +134,7 @@ def _measure(settings, store_path):
                 step_timeout=_TIMEOUT.value,
                 accept_new=_ACCEPT_NEW.value,
                 on_result=_print_progress,
+                max_parallel=_PARALLEL.value or fleet.DEFAULT_MAX_PARALLEL,
             )
         return records
     runtimes = list(host.installed_runtimes()) if settings.runtime == "all" else [settings.runtime]

@@ -1,15 +1,29 @@
-"""Many models x many devices: one job at a time per device, devices in parallel.
+"""Many models x many devices: at most one job per device at a time, a capped number at once.
 
-A device that fails never stops the others. Only transport failures (ssh exit 255: refused,
-unreachable, timed-out connect) are retried, with capped exponential backoff; a failing model
-or a missing runtime is reported once as a structured error. Every result is appended to the
-store as soon as it exists, and a re-run skips what already succeeded.
+Scheduling: each device with missing results is one unit of work. `max_parallel` worker
+threads each lease one device, run its missing jobs one after another over one SSH master
+connection, close it, and lease the next device. A device is leased by one thread at a time, so
+two benchmarks never share a board (they would disturb each other's timing), and the number of
+open SSH connections stays at most `max_parallel`.
+
+Failures: a device that fails never stops the others. Only transport failures (ssh exit 255:
+refused, unreachable, timed-out connect) are retried, with capped exponential backoff; a failing
+model or a missing runtime is reported once as a structured error. A device that stays
+unreachable gets one error record for each of its remaining jobs instead of a wait on each.
+
+Exactly once: every job of a run ends with one record in the store, appended as soon as it
+exists; the store refuses a second success for a key, and a re-run schedules only the jobs
+without a success (`missing`).
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
+import re
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +33,10 @@ from edgequant.bench import remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import RemoteError, Transport, TransportError
 
+# Jobs in flight at once. Each holds one ssh master connection and one session process on this
+# host, and mostly waits on its device; 8 keeps a laptop responsive. Raise it for large fleets.
+DEFAULT_MAX_PARALLEL = 8
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
@@ -27,13 +45,59 @@ class RetryPolicy:
     max_backoff_secs: float = 8.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Job:
+    device: Device
+    model: Path
+    key: str
+
+
 def _error(kind: str, message: str, **extra) -> dict:
     return {"error": message, "kind": kind, **extra}
 
 
+def plan(
+    models: Sequence[str | Path],
+    devices: Sequence[Device],
+    settings: remote.Settings,
+    results: store.ResultsStore,
+) -> dict[str, list[Job]]:
+    """Device name -> its jobs without a success in the store (one per distinct model)."""
+    hashes = {Path(m): remote.sha256(m) for m in models}  # each model read once, not per device
+    done = results.done()
+    out: dict[str, list[Job]] = {}
+    for d in devices:
+        seen, jobs = set(), []
+        for model, sha in hashes.items():
+            k = store.key(sha, d.name, settings.to_dict())
+            if k not in done and k not in seen:
+                seen.add(k)
+                jobs.append(Job(d, model, k))
+        if jobs:
+            out[d.name] = jobs
+    return out
+
+
+class _Leases:
+    """Which devices are busy; leasing a busy device is a scheduler bug, so it raises."""
+
+    def __init__(self):
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def acquire(self, name: str) -> None:
+        with self._lock:
+            if name in self._busy:
+                raise AssertionError(f"device {name} leased twice")
+            self._busy.add(name)
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._busy.discard(name)
+
+
 def run_device_jobs(
-    device: Device,
-    models: Sequence[Path],
+    jobs: Sequence[Job],
     settings: remote.Settings,
     results: store.ResultsStore,
     ssh_config: str | None,
@@ -42,44 +106,67 @@ def run_device_jobs(
     accept_new: bool,
     on_result: Callable[[dict], None] | None = None,
 ) -> list[dict]:
+    """Runs one device's jobs in order over one transport; one record per job."""
+    device = jobs[0].device
     transport = Transport(device.destination, ssh_config, accept_new=accept_new)
-    done = results.done()
     out = []
     try:
-        for model in progress.track(models, f"{device.name}", unit="model"):
-            k = store.key(remote.sha256(model), device.name, settings.to_dict())
-            if k in done:
-                continue
-            record = _run_with_retries(device, model, settings, transport, retry, step_timeout)
+        for i, job in enumerate(progress.track(jobs, device.name, unit="model")):
+            started = time.time()
+            record = _run_with_retries(device, job.model, settings, transport, retry, step_timeout)
             record.update(
-                key=k,
+                key=job.key,
                 device=device.name,
-                model=Path(model).name,
+                model=job.model.name,
+                started_at=started,
+                finished_at=time.time(),
                 commands=[" ".join(c) for c in transport.log[-4:]],
             )
-            results.append(record)
-            out.append(record)
-            if on_result:
-                on_result(record)
+            if results.append(record):
+                out.append(record)
+                if on_result:
+                    on_result(record)
             if record.get("kind") == "transport":
                 # The device is gone: report the rest of its jobs instead of waiting on each.
-                for rest in models[models.index(model) + 1 :]:
+                for rest in jobs[i + 1 :]:
+                    now = time.time()
                     r = _error(
                         "transport",
                         f"skipped: {device.name} unreachable ({record['error']})",
-                        key=store.key(remote.sha256(rest), device.name, settings.to_dict()),
+                        key=rest.key,
                         device=device.name,
-                        model=Path(rest).name,
+                        model=rest.model.name,
+                        started_at=now,
+                        finished_at=now,
                     )
                     results.append(r)
                     out.append(r)
                 break
     finally:
-        try:
-            transport.close()
-        except Exception:  # noqa: BLE001 - closing a dead master connection may fail
-            pass
+        _close(transport)
     return out
+
+
+def _close(transport: Transport, wait_secs: float = 5.0) -> None:
+    """Ends the device's master connection and waits until its process is gone, so that the
+    next device's connection never overlaps it (`ssh -O exit` returns before the master has
+    closed its socket): at most `max_parallel` connections are ever open."""
+    args = [*transport.base(), "-O", "check", *transport.destination.args()]
+    try:
+        check = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        transport.close()
+    except Exception:  # noqa: BLE001 - closing a dead master connection may fail
+        return
+    found = re.search(r"pid=(\d+)", check.stderr)
+    deadline = time.monotonic() + wait_secs
+    while found and time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{found.group(1)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return  # exited (or no /proc: nothing more to wait for)
+        if state == "Z":
+            return
+        time.sleep(0.01)
 
 
 def _run_with_retries(device, model, settings, transport, retry, step_timeout) -> dict:
@@ -109,24 +196,37 @@ def run_fleet(
     step_timeout: float = 300.0,
     accept_new: bool = False,
     on_result: Callable[[dict], None] | None = None,
+    max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> list[dict]:
-    """Benchmarks every model on every device; returns the new records (also in the store)."""
+    """Benchmarks every model on every device that has no result for it yet; returns the new
+    records (also in the store). At most `max_parallel` devices are busy at once."""
+    if max_parallel < 1:
+        raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
+    names = [d.name for d in devices]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"device(s) listed twice: {', '.join(twice)}")
     results = store.ResultsStore(store_path)
-    paths = [Path(m) for m in models]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
-        futures = [
-            pool.submit(
-                run_device_jobs,
-                d,
-                paths,
-                settings,
-                results,
-                ssh_config,
-                retry,
-                step_timeout,
-                accept_new,
-                on_result,
-            )
-            for d in devices
-        ]
+    pending = collections.deque(plan(models, devices, settings, results).values())
+    queue_lock, leases = threading.Lock(), _Leases()
+
+    def worker() -> list[dict]:
+        out = []
+        while True:
+            with queue_lock:
+                if not pending:
+                    return out
+                jobs = pending.popleft()
+            name = jobs[0].device.name
+            leases.acquire(name)
+            try:
+                out += run_device_jobs(
+                    jobs, settings, results, ssh_config, retry, step_timeout, accept_new, on_result
+                )
+            finally:
+                leases.release(name)
+
+    threads = max(1, min(max_parallel, len(pending)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(worker) for _ in range(threads)]
         return [r for f in futures for r in f.result()]

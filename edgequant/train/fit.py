@@ -7,13 +7,17 @@ digits it is what lifts a small CNN from ~96% to ~98.5% on unseen digits.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from edgequant import distribute
+from edgequant.cli import UserError
 from edgequant.data.dataset import Dataset
 
 
@@ -45,12 +49,21 @@ def strategy(config):
 
     `mirrored` replicates over every local device (on a CPU-only machine: the logical CPU
     devices, e.g. two made with tf.config.set_logical_device_configuration); `multi_worker`
-    reads the cluster from TF_CONFIG. Strategies are made once per process, as TF requires.
+    reads the cluster from TF_CONFIG, with `config.distribute_timeout_secs` on collectives.
+    Strategies are made once per process, as TF requires, and `multi_worker` before any other
+    TF op (the pipeline makes it before building the model).
     """
     import tensorflow as tf
 
     kind = config.get("distribute", "none") or "none"
     if kind not in _STRATEGIES:
+        c = distribute.cluster()
+        if kind != "multi_worker" and c is not None and c.num_workers > 1:
+            # N copies of a single-worker run would each train alone and all write the workdir.
+            raise UserError(
+                f"TF_CONFIG describes {c.num_workers} workers but config.distribute is "
+                f"'{kind}': set --config.distribute=multi_worker"
+            )
         if kind == "none":
             _STRATEGIES[kind] = tf.distribute.get_strategy()
         elif kind == "mirrored":
@@ -59,10 +72,49 @@ def strategy(config):
             ]
             _STRATEGIES[kind] = tf.distribute.MirroredStrategy(devices=devices)
         elif kind == "multi_worker":
-            _STRATEGIES[kind] = tf.distribute.MultiWorkerMirroredStrategy()
+            timeout = config.get("distribute_timeout_secs", distribute.DEFAULT_TIMEOUT_SECS)
+            _STRATEGIES[kind] = distribute.multi_worker_strategy(timeout)
         else:
             raise ValueError(f"unknown distribute '{kind}'; valid: none, mirrored, multi_worker")
     return _STRATEGIES[kind]
+
+
+def _clone(model):
+    """A fresh copy of `model`'s architecture (QAT wrappers included), made in the current scope."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from edgequant.train import qat
+
+    with tfmot.quantization.keras.quantize_scope(
+        {"NoOpQuantizeConfig": qat.noop_quantize_config()}
+    ):
+        return keras.models.clone_model(model)
+
+
+@contextlib.contextmanager
+def replica(model, config) -> Iterator[object]:
+    """The model to compile and fit under `config.distribute`.
+
+    Without distribution, the model itself. Under a strategy, a copy made inside the strategy's
+    scope (TF requires a distributed model's variables to be created there) whose trained
+    weights are copied back on exit. Everything after training (prediction, conversion,
+    saving) thus runs on a plain model: reading a multi-worker model's batch-norm statistics is
+    itself a collective op, which the TFLite converter cannot convert (CollectiveReduceV2) and
+    which would keep every worker in lockstep for every prediction.
+    """
+    import tensorflow as tf
+
+    s = strategy(config)
+    if s is tf.distribute.get_strategy():
+        yield model
+        return
+    with s.scope():
+        copy = _clone(model)
+    copy.set_weights(model.get_weights())
+    with distribute.collective_errors():
+        yield copy
+        model.set_weights(copy.get_weights())
 
 
 def _augmenter(cfg, seed: int):
@@ -87,10 +139,15 @@ def _augmenter(cfg, seed: int):
 def make_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment=None, shuffle=True
 ):
-    """A tf.data pipeline over preprocessed arrays; `augment` is a Keras layer applied per batch."""
+    """A tf.data pipeline over preprocessed arrays; `augment` is a Keras layer applied per batch.
+
+    Multi-worker sharding: in-memory arrays have no files to split, so the auto-shard policy is
+    DATA (every worker builds the same seeded pipeline and keeps its share of each global
+    batch); file-based sources (image folders, TFRecord) should use `distribute.shard_files`.
+    """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = distribute.shard_data(tf.data.Dataset.from_tensor_slices((x, y)))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -121,29 +178,26 @@ def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -
     set_seed(config.seed)
     augment = _augmenter(t.augment, config.seed) if t.augment.enabled else None
     ds = make_dataset(x_train, train_split.y, t.batch_size, config.seed, augment)
+    val = make_dataset(x_val, val_split.y, t.batch_size, config.seed, shuffle=False)
     steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
-    with strategy(config).scope():
-        compile_model(model, t.learning_rate, steps)
     start = time.perf_counter()
     import tf_keras as keras
 
-    board = keras.callbacks.TensorBoard(
-        str(Path(workdir) / "tensorboard" / "float"), write_graph=False
-    )
-    hist = model.fit(
-        ds,
-        epochs=t.epochs,
-        validation_data=(x_val, val_split.y),
-        verbose=verbose,
-        callbacks=[board],
-    )
+    with distribute.output_dir(workdir) as out, replica(model, config) as m:
+        with strategy(config).scope():
+            compile_model(m, t.learning_rate, steps)
+        board = keras.callbacks.TensorBoard(str(out / "tensorboard" / "float"), write_graph=False)
+        hist = m.fit(ds, epochs=t.epochs, validation_data=val, verbose=verbose, callbacks=[board])
     seconds = time.perf_counter() - start
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    # The chief saves into the workdir; any other worker saves its identical copy into a
+    # temporary folder that is removed at once (the pattern of TF's multi-worker guide).
     path = workdir / "float.keras"
-    model.save(path)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    (workdir / "history.json").write_text(json.dumps(history, indent=1))
+    with distribute.output_dir(workdir) as out:
+        out.mkdir(parents=True, exist_ok=True)
+        model.save(out / "float.keras")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
     return TrainResult(str(path), history, history["val_accuracy"][-1], seconds)
 
 

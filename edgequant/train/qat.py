@@ -148,7 +148,11 @@ def fine_tune(
     log_name: str = "qat",
     learning_rate: float | None = None,
 ) -> QATResult:
-    """Fine-tunes a QAT model from the float weights (cosine-decayed LR from config.qat)."""
+    """Fine-tunes a QAT model from the float weights (cosine-decayed LR from config.qat).
+
+    `qat_model` is a plain (not distributed) model; under config.distribute a replica made in
+    the strategy's scope is trained and its weights are copied back (see `fit.replica`).
+    """
     import time
 
     keras, _ = _keras()
@@ -160,18 +164,22 @@ def fine_tune(
     x_train, x_val = train.x, val.x  # preprocessed once by data.load
     fit.set_seed(config.seed)
     ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
-    with fit.strategy(config).scope():
-        steps = epochs * math.ceil(len(x_train) / config.train.batch_size)
-        fit.compile_model(qat_model, learning_rate, steps)
-    logs = Path(workdir) / "tensorboard" / log_name
+    val_ds = fit.make_dataset(x_val, val.y, config.train.batch_size, config.seed, shuffle=False)
+    steps = epochs * math.ceil(len(x_train) / config.train.batch_size)
     start = time.perf_counter()
-    hist = qat_model.fit(
-        ds,
-        epochs=epochs,
-        validation_data=(x_val, val.y),
-        verbose=verbose,
-        callbacks=[keras.callbacks.TensorBoard(str(logs), write_graph=False)],
-    )
+    # Under multi_worker, a non-chief worker's workdir is already a temporary folder
+    # (distribute.output_dir), so its TensorBoard logs never reach the chief's workdir.
+    logs = Path(workdir) / "tensorboard" / log_name
+    with fit.replica(qat_model, config) as m:  # trained inside the strategy, weights copied back
+        with fit.strategy(config).scope():
+            fit.compile_model(m, learning_rate, steps)
+        hist = m.fit(
+            ds,
+            epochs=epochs,
+            validation_data=val_ds,
+            verbose=verbose,
+            callbacks=[keras.callbacks.TensorBoard(str(logs), write_graph=False)],
+        )
     return QATResult(
         qat_model, float(hist.history["val_accuracy"][-1]), time.perf_counter() - start
     )

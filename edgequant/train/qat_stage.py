@@ -13,7 +13,7 @@ import numpy as np
 
 from edgequant.quantize import convert, recipes
 from edgequant.study import Artifact
-from edgequant.train import fit, qat
+from edgequant.train import qat
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,11 @@ def qat_stage(study, results: dict) -> list[Artifact]:
 
     test = study.data.require("test")
     per_tensor = study.config.quantize.weights == "per_tensor"
-    with fit.strategy(study.config).scope():
-        model = qat.apply(
-            qat.annotate(study.model, tuple(cfg.layers), tuple(cfg.noop_layers)), per_tensor
-        )
+    # Built plain: fine_tune trains a copy inside the tf.distribute strategy and copies the
+    # weights back, so prediction and conversion below need no collective ops.
+    model = qat.apply(
+        qat.annotate(study.model, tuple(cfg.layers), tuple(cfg.noop_layers)), per_tensor
+    )
     tuned = qat.fine_tune(model, study.data, study.config, study.workdir)
     keras_probs = model.predict(study.x_test, batch_size=500, verbose=0)
     keras_acc = float(np.mean(keras_probs.argmax(-1) == test.y))

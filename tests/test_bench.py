@@ -223,3 +223,19 @@ def test_adhoc_destination_parses_user_host_port():
         2222,
         "/usr/bin/python3",
     )
+
+
+def test_a_record_keeps_at_most_a_thousand_samples_but_percentiles_use_all(coral_dir):
+    from edgequant.bench import device_runner
+
+    r = device_runner.benchmark(
+        str(coral_dir / "split_concat.tflite"),
+        "litert",
+        1,
+        num_runs=5000,
+        min_secs=0.2,
+        warmup_runs=1,
+        warmup_min_secs=0.0,
+    )
+    assert r["latency_ms"]["n"] >= 5000 and len(r["samples_ms"]) == device_runner.MAX_SAMPLES
+    assert 0 < r["measured_secs"] <= 0.2 + 1.0  # invoke time only, within the wall time

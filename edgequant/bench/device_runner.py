@@ -276,6 +276,18 @@ def percentile(sorted_samples, p):
     return sorted_samples[min(k, len(sorted_samples)) - 1]
 
 
+MAX_SAMPLES = 1000  # samples kept in a record; percentiles always use all of them
+
+
+def _thin(samples):
+    """At most MAX_SAMPLES evenly spaced samples: a model that runs in microseconds yields
+    hundreds of thousands per run, which would bloat every stored record."""
+    if len(samples) <= MAX_SAMPLES:
+        return samples
+    step = float(len(samples)) / MAX_SAMPLES
+    return [samples[int(i * step)] for i in range(MAX_SAMPLES)]
+
+
 def summarize(samples_ms):
     """n, min, p50, p90, p95, p99, max, mean, std (population) of samples in milliseconds."""
     s = sorted(samples_ms)
@@ -516,7 +528,8 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
                         "so this latency is not the %d-thread figure" % (int(num_threads), cores,
                                                                          int(num_threads)))
     timing = {"init_ms": init_ms, "first_invoke_ms": first_ms, "warmup": summarize(warm),
-              "latency_ms": summarize(samples), "samples_ms": samples}
+              "latency_ms": summarize(samples), "measured_secs": sum(samples) / 1e3,
+              "samples_ms": _thin(samples)}
     result = dict(info)
     result.update({
         "model": os.path.basename(model_path),

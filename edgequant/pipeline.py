@@ -144,6 +144,7 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
     validate(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    fit.strategy(config)  # before any TF op (preprocessing runs some): multi-worker needs it
     data = load_data(config)
     log.info("dataset: %s", data.info())
     model = build_model(config, data.num_classes)

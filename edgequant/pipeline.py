@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def load_data(config) -> datasets.Dataset:
+    """The config's dataset, preprocessed once. The tf.distribute strategy is made first:
+    preprocessing runs TF ops, and multi-worker collectives must be configured before any."""
+    fit.strategy(config)
     return datasets.load(config.data, tuple(config.model.input_shape), config.seed)
 
 
@@ -144,7 +147,6 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
     validate(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    fit.strategy(config)  # before any TF op (preprocessing runs some): multi-worker needs it
     data = load_data(config)
     log.info("dataset: %s", data.info())
     model = build_model(config, data.num_classes)

@@ -8,16 +8,72 @@ instead of a converter traceback. `--verbose` keeps TensorFlow's logs and full t
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class UserError(Exception):
     """An expected failure caused by input the user can fix; its message is the whole story."""
 
 
-EXPECTED_ERRORS = (UserError, ValueError, FileNotFoundError, KeyError, NotADirectoryError)
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, so `except Exception` never swallows it.
+
+    Code that knows what an interruption leaves behind (rundir.staged) sets `kept` to one clause
+    saying so; `run` prints it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# KeyError is deliberately absent: a missing dict key is a programming bug and must keep its
+# traceback, not pass for a friendly one-liner. Raise ValueError/UserError for bad input.
+EXPECTED_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError)
+
+# OSErrors the user's environment causes (a read-only or full disk, a path that is a file):
+# one line naming the file. Anything else (EIO, EBADF, ...) keeps its traceback.
+USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOENT,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+}
+
+KEPT_BY_DEFAULT = (
+    "every file written so far is complete (writes are atomic); nothing partial was left"
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_path(relative: str) -> str:
+    """`relative` (e.g. "configs/mnist.py") inside the project, whatever the current directory.
+
+    Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
+    any folder; paths the user passes stay relative to where the user is.
+    """
+    return str(PROJECT_ROOT / relative)
+
+
+def _exit_while_starting(signum: int, frame) -> None:
+    print(
+        f"error: interrupted by {signal.Signals(signum).name} while starting; nothing was written",
+        file=sys.stderr,
+    )
+    raise SystemExit(128 + signum)
 
 
 def quiet_tensorflow() -> None:
@@ -26,6 +82,9 @@ def quiet_tensorflow() -> None:
     Must run before TensorFlow is imported, so binaries call it at module import time.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    # Until `run` installs its handlers: a signal while TensorFlow loads exits quietly.
+    signal.signal(signal.SIGINT, _exit_while_starting)
+    signal.signal(signal.SIGTERM, _exit_while_starting)
     if "--verbose" in sys.argv or "--verbose=true" in sys.argv:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -51,35 +110,101 @@ def _one_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+def _is_user_oserror(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in USER_ERRNOS
+
+
+def _oserror_line(e: OSError) -> str:
+    reason = e.strerror or type(e).__name__
+    files = [f for f in (e.filename, e.filename2) if f]
+    return f"{reason}: {' -> '.join(str(f) for f in files)}" if files else _one_line(e)
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    # A second signal while the first is being cleaned up kills the process the default way;
+    # anything it leaves is recovered at the next start (rundir.recover).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM raise `Interrupted`, so cleanup (finally, context managers) runs."""
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with its failures as one `error:` line and exit 2 (not FATAL, exit 1).
+
+    Covers a wrong type, a bad enum value, a missing required flag, an unknown --config.key and a
+    config file that is missing or does not import (ml_collections loads it while parsing).
+    """
+    from absl import flags
+
+    try:
+        rest = flags.FLAGS(argv)
+        for name in flags.FLAGS:
+            # ml_collections defers a missing config file's error to the first access.
+            error = getattr(flags.FLAGS[name].value, "_error", None)
+            if isinstance(error, OSError):
+                path = flags.FLAGS[name].serialize().split("=", 1)[-1]
+                raise FileNotFoundError(f"--{name}: config file not found: {path}")
+        return rest
+    except (
+        flags.Error,
+        SyntaxError,
+        ImportError,
+        AttributeError,
+        KeyError,
+        ValueError,
+        OSError,
+    ) as e:
+        lines = [ln.strip() for ln in str(e.args[0] if e.args else e).splitlines() if ln.strip()]
+        if isinstance(e, SyntaxError) and e.filename:
+            message = f"config file {e.filename} line {e.lineno}: {e.msg}"
+        elif len(lines) > 1:  # a config file that raised: keep the flag and the final reason
+            message = f"{lines[0].rstrip(':')} {lines[-1]}"
+        else:
+            message = _one_line(e)
+    print(f"error: bad flag: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main: Callable[[list[str]], int | None]) -> None:
-    """absl `app.run` with expected errors reported as one line and a non-zero exit."""
+    """absl `app.run` with expected errors reported as one line and a non-zero exit.
+
+    Exit status: what `main` returns; 2 for bad input or bad flags; 128 + signal number
+    (130 SIGINT, 143 SIGTERM) when interrupted, after one line saying what was kept.
+    """
     from absl import app, flags, logging
 
-    started = False
-
     def wrapped(argv: list[str]) -> int:
-        nonlocal started
-        started = True
         verbose = flags.FLAGS["verbose"].value if "verbose" in flags.FLAGS else False
         if not verbose:
             logging.set_verbosity(logging.WARNING)
             _silence_tf_python_logs()
         try:
             return int(main(argv) or 0)
-        except EXPECTED_ERRORS as e:
-            if verbose:
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            kept = getattr(e, "kept", KEPT_BY_DEFAULT)
+            print(f"error: interrupted by {signal.Signals(signum).name}: {kept}", file=sys.stderr)
+            return 128 + signum
+        except Exception as e:
+            if verbose or not (isinstance(e, EXPECTED_ERRORS) or _is_user_oserror(e)):
                 raise
-            print(f"error: {_one_line(e)}", file=sys.stderr)
+            line = _oserror_line(e) if _is_user_oserror(e) else _one_line(e)
+            print(f"error: {line}", file=sys.stderr)
             return 2
 
+    install_signal_handlers()
     try:
-        app.run(lambda argv: sys.exit(wrapped(argv)))
-    except (flags.Error, AttributeError, KeyError, ValueError) as e:
-        if started:  # raised from main under --verbose: keep the traceback
-            raise
-        # Flag parsing failed, e.g. a misspelled --config.key under lock_config=True.
-        print(f"error: bad flag: {_one_line(e)}", file=sys.stderr)
-        sys.exit(2)
+        app.run(lambda argv: sys.exit(wrapped(argv)), flags_parser=_parse_flags)
+    except KeyboardInterrupt as e:  # arrived before main started (e.g. while parsing flags)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 def _silence_tf_python_logs() -> None:

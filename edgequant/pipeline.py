@@ -9,13 +9,12 @@ that could be measured, and `run` reports the failures so the binary exits non-z
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
 
 import models
-from edgequant import progress
+from edgequant import atomic, config_check, progress, rundir
 from edgequant.bench import device_runner
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
@@ -162,6 +161,7 @@ def host_info() -> dict:
 
 def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
     """Loads data, trains the float model and measures it: the start every stage builds on."""
+    config_check.validate(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     study = Study(config, workdir, load_data(config))
@@ -173,7 +173,8 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
         models.widen_activation_range(
             study.model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
         )
-        study.model.save(trained.model_path)
+        with atomic.target(trained.model_path) as tmp:
+            study.model.save(tmp)
     test = study.data.require("test")
     study.x_test = mnist.preprocess(test.x, study.input_shape)
     float_acc = accuracy.evaluate_keras(
@@ -204,17 +205,20 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png."""
-    study, results = prepare(config, workdir, verbose)
-    for stage in STAGES:
-        stage(study, results)
-    write_outputs(results, config, study.workdir)
+    config_check.validate(config)
+    with rundir.staged(workdir) as staging:  # the workdir is replaced only by a complete run
+        study, results = prepare(config, staging, verbose)
+        for stage in STAGES:
+            stage(study, results)
+        results = rundir.relocate(results, staging, workdir)
+        write_outputs(results, config, study.workdir)
     return results
 
 
 def write_outputs(results: dict, config, workdir: Path) -> None:
-    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    atomic.write_json(workdir / "results.json", results)
     plots.tradeoff(results, workdir / "tradeoff.png")
     man = manifest.build(config, results["dataset"], workdir)
-    (workdir / "manifest.json").write_text(json.dumps(man, indent=1))
+    atomic.write_json(workdir / "manifest.json", man)
     markdown.write(results, man, workdir)
     html.write(workdir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from edgequant import atomic
 from edgequant.diagnose import calibration_check, layers
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def diagnose_stage(study, results: dict) -> None:
         names = [e.tensor_name for e in errors[:k]]
         content = layers.denylisted_model(study.model, rep, debug_x, names, weights)
         path = study.workdir / f"mixed_k{k}.tflite"
-        path.write_bytes(content)
+        atomic.write_bytes(path, content)
         results["variants"].append(
             describe_variant(study, f"mixed_k{k}", path, float_layers=names, target="cpu-only")
         )

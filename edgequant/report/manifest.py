@@ -12,6 +12,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from edgequant import atomic
+
 PACKAGES = (
     "tensorflow",
     "tf-keras",
@@ -46,7 +48,10 @@ def build(config, dataset_info: dict, workdir: str | Path) -> dict:
     artifacts = {
         str(p.relative_to(workdir)): sha256(p)
         for p in sorted(workdir.rglob("*"))
-        if p.is_file() and p.suffix in (".tflite", ".keras", ".json") and p.name != "manifest.json"
+        if p.is_file()
+        and p.suffix in (".tflite", ".keras", ".json")
+        and p.name != "manifest.json"
+        and not atomic.is_tmp(p)  # a write a killed process never finished
     }
     return {
         "versions": versions(),

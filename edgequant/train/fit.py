@@ -8,12 +8,12 @@ digits it is what lifts a small CNN from ~96% to ~98.5% on unseen digits.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from edgequant import atomic
 from edgequant.data import mnist
 
 
@@ -143,9 +143,10 @@ def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "float.keras"
-    model.save(path)
+    with atomic.target(path) as tmp:
+        model.save(tmp)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    (workdir / "history.json").write_text(json.dumps(history, indent=1))
+    atomic.write_json(workdir / "history.json", history)
     return TrainResult(str(path), history, history["val_accuracy"][-1], seconds)
 
 

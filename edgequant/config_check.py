@@ -50,9 +50,9 @@ class _Problems(list):
             bound = f">= {low}" if high is None else f"in [{low}, {high})"
             self.append(f"{path}.{key} must be a number {bound}, got {v!r}")
 
-    def choice(self, value, valid, path: str) -> None:
+    def choice(self, value, valid, path: str, noun: str) -> None:
         if value not in valid:
-            self.append(f"{path} '{value}' is unknown; valid: {', '.join(valid)}")
+            self.append(f"{path}: unknown {noun} '{value}'; valid: {', '.join(valid)}")
 
 
 def validate(config) -> None:
@@ -63,11 +63,11 @@ def validate(config) -> None:
 
     p = _Problems()
     p.integer(config, "seed", "config", 0)
-    p.choice(config.get("distribute", "none") or "none", DISTRIBUTE, "distribute")
+    p.choice(config.get("distribute", "none") or "none", DISTRIBUTE, "distribute", "strategy")
 
     model = config.get("model")
     if model is not None:
-        p.choice(model.name, models.NAMES, "model.name")
+        p.choice(model.name, models.NAMES, "model.name", "model")
         shape = tuple(model.get("input_shape", ()) or ())
         if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
             p.append(f"model.input_shape must be positive integers, got {shape!r}")
@@ -89,16 +89,17 @@ def validate(config) -> None:
         if not names and not q.get("aeq_recipes"):
             p.append("quantize.recipes is empty; valid recipes: " + ", ".join(recipes.PTQ_RECIPES))
         for name in names:
-            p.choice(name, recipes.PTQ_RECIPES, "quantize.recipes: recipe")
+            p.choice(name, recipes.PTQ_RECIPES, "quantize.recipes", "recipe")
         aeq_names = _names(q.get("aeq_recipes", ()))
         if "aeq_recipes" in q and aeq_names != tuple(q.aeq_recipes or ()):
             _set(q, "aeq_recipes", aeq_names)
         for name in aeq_names:
-            p.choice(name, aeq.RECIPES, "quantize.aeq_recipes: recipe")
+            p.choice(name, aeq.RECIPES, "quantize.aeq_recipes", "AI Edge Quantizer recipe")
         p.choice(
             q.get("weights", "per_channel"),
             [g.value for g in recipes.Granularity],
             "quantize.weights",
+            "weight granularity",
         )
         if "calibration_size" in q:
             v = q.calibration_size
@@ -139,7 +140,7 @@ def validate(config) -> None:
 
     aq = config.get("autoquant")
     if aq is not None and aq.get("enabled", False):
-        p.choice(aq.get("target"), autoquant.TARGETS, "autoquant.target")
+        p.choice(aq.get("target"), autoquant.TARGETS, "autoquant.target", "target")
         p.number(aq, "max_drop_pp", "autoquant", 0.0)
         p.integer(aq, "max_trials", "autoquant", 1)
         p.integer(aq, "large_calibration_size", "autoquant", 1)

@@ -92,6 +92,11 @@ def target(path: str | Path) -> Iterator[Path]:
         if path.is_dir() and not path.is_symlink():
             _remove(path)  # os.replace cannot replace a folder
         os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        if e.filename is None:  # a failed write(2) (ENOSPC) names no file: name the target
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         _remove(tmp)
         raise

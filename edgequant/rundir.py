@@ -21,9 +21,9 @@ new manifest to list. With staging:
   staging folders of processes that are gone (`recover`);
 - the manifest is computed over the staging folder, which holds only files this run made.
 
-A workdir is only ever replaced when it is a run folder (it holds the `.edgequant-run` marker or a
-`manifest.json`) or is empty, so `--workdir=.` or a typo naming a folder of the user's own files
-fails with one line instead of deleting them.
+A workdir is only ever replaced when it is empty or a run folder (it holds the `.edgequant-run`
+marker or a `manifest.json`, or only tools/train.py's outputs), so `--workdir=.` or a typo naming
+a folder of the user's own files fails with one line instead of deleting them.
 """
 
 from __future__ import annotations
@@ -69,8 +69,15 @@ def _siblings(workdir: Path, kind: str) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+# What tools/train.py leaves in its workdir: a pipeline may take that folder over.
+TRAIN_OUTPUTS = {"float.keras", "history.json", "tensorboard"}
+
+
 def is_run_folder(path: Path) -> bool:
-    return (path / MARKER).is_file() or (path / "manifest.json").is_file()
+    """True for a folder a run may replace: a finished run, or tools/train.py's output."""
+    if (path / MARKER).is_file() or (path / "manifest.json").is_file():
+        return True
+    return {p.name for p in path.iterdir()} <= TRAIN_OUTPUTS
 
 
 def check_target(workdir: str | Path) -> Path:
@@ -87,13 +94,10 @@ def check_target(workdir: str | Path) -> Path:
             f"workdir {workdir} holds files that are not an edgequant run ({shown}); "
             "a run replaces its whole workdir, so use a new or empty folder"
         )
-    parent = workdir.parent
-    for folder in (parent, *parent.parents):
+    for folder in workdir.parents:
         if folder.exists():
             if not folder.is_dir():
                 raise UserError(f"cannot create workdir {workdir}: {folder} is a file")
-            if not os.access(folder, os.W_OK | os.X_OK) and folder == parent:
-                raise UserError(f"cannot write in {parent} (permission denied): choose a workdir")
             break
     return workdir
 
@@ -166,11 +170,14 @@ def kept(workdir: str | Path) -> str:
 def staged(workdir: str | Path) -> Iterator[Path]:
     """Yields a fresh staging folder; on success it replaces `workdir`, on failure it is deleted."""
     target = check_target(workdir)
-    recover(target)
     staging = target.with_name(f"{target.name}{STAGING}{os.getpid()}")
-    staging.mkdir(parents=True)
-    atomic.write_json(staging / MARKER, {"pid": os.getpid(), "started": time.time()})
     try:
+        recover(target)
+        try:
+            staging.mkdir(parents=True)
+        except OSError as e:  # read-only, permission, full disk: name the workdir the user gave
+            raise OSError(e.errno, e.strerror, str(target)) from None
+        atomic.write_json(staging / MARKER, {"pid": os.getpid(), "started": time.time()})
         yield staging
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
@@ -194,3 +201,36 @@ def relocate(obj, staging: str | Path, workdir: str | Path):
     if isinstance(obj, str) and (obj == old or obj.startswith(old + os.sep)):
         return new + obj[len(old) :]
     return obj
+
+
+def verify(workdir: str | Path) -> list[str]:
+    """Every way `workdir` fails to describe exactly one run; empty when it is consistent.
+
+    Checks that the manifest's files exist and match their sha256, that no artifact the
+    manifest does not list sits in the folder (a stale file of an older run), and that no
+    staging or half-swapped folder of a dead run is left beside it.
+    """
+    import json
+
+    from edgequant.report import manifest
+
+    workdir = Path(workdir)
+    problems = []
+    man_path = workdir / "manifest.json"
+    if not man_path.is_file():
+        return [f"{workdir}: no manifest.json"]
+    listed = json.loads(man_path.read_text())["artifacts_sha256"]
+    for name, digest in listed.items():
+        path = workdir / name
+        if not path.is_file():
+            problems.append(f"{name}: listed but missing")
+        elif manifest.sha256(path) != digest:
+            problems.append(f"{name}: sha256 does not match the manifest")
+    present = manifest.build_artifacts(workdir)
+    for name in sorted(set(present) - set(listed)):
+        problems.append(f"{name}: in the folder but not in the manifest (stale)")
+    for kind in (STAGING, PREVIOUS):
+        for pid, path in _siblings(Path(os.path.abspath(workdir)), kind):
+            if not _pid_alive(pid):
+                problems.append(f"{path.name}: left by a dead run")
+    return problems

@@ -26,7 +26,9 @@ _MIN_SECS = flags.DEFINE_float("min_secs", 2.0, "Minimum measuring time.")
 _MAX_SECS = flags.DEFINE_float("max_secs", 60.0, "Cap on measuring time.")
 _WARMUP = flags.DEFINE_integer("warmup_runs", 5, "Minimum warm-up invokes (not measured).")
 _DEVICES = flags.DEFINE_list("device", [], "Inventory names or user@host:port; empty = this host.")
-_INVENTORY = flags.DEFINE_string("inventory", "configs/devices.toml", "Device inventory (TOML).")
+_INVENTORY = flags.DEFINE_string(
+    "inventory", cli.project_path("configs/devices.toml"), "Device inventory (TOML)."
+)
 _REMOTE_PY = flags.DEFINE_string(
     "remote_python", None, "Python on the device (overrides the inventory)."
 )

@@ -14,7 +14,10 @@ from ml_collections import config_flags  # noqa: E402
 from edgequant.quantize import recipes  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/mnist.py", "Config (data and calibration settings).", lock_config=True
+    "config",
+    cli.project_path("configs/mnist.py"),
+    "Config (data and calibration settings).",
+    lock_config=True,
 )
 _MODEL = flags.DEFINE_string("model", None, "Saved float Keras model (.keras).")
 _RECIPE = flags.DEFINE_string("recipe", None, f"One of: {', '.join(recipes.PTQ_RECIPES)}.")

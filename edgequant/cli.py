@@ -68,10 +68,14 @@ def project_path(relative: str) -> str:
     return str(PROJECT_ROOT / relative)
 
 
+_stderr_fd = 2  # the terminal's stderr, also while quiet_tensorflow mutes fd 2
+
+
 def _exit_while_starting(signum: int, frame) -> None:
-    print(
-        f"error: interrupted by {signal.Signals(signum).name} while starting; nothing was written",
-        file=sys.stderr,
+    name = signal.Signals(signum).name
+    sys.stderr.flush()
+    os.write(
+        _stderr_fd, f"error: interrupted by {name} while starting; nothing was written\n".encode()
     )
     raise SystemExit(128 + signum)
 
@@ -91,13 +95,16 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # TF 2.21 logs through C++ absl before TF_CPP_MIN_LOG_LEVEL is read ("All log messages
     # before absl::InitializeLog()...", cudart_stub), so import it once with fd 2 muted.
+    global _stderr_fd
     saved = os.dup(2)
+    _stderr_fd = saved
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
+        _stderr_fd = 2
         os.close(saved)
 
 

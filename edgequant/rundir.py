@@ -183,6 +183,11 @@ def staged(workdir: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
             e.kept = kept(workdir)  # read by cli.run's one-line interrupt message
+        if isinstance(e, OSError) and isinstance(e.filename, str):
+            # A full disk while writing staging/float.keras: name where the file was going.
+            final = relocate(e.filename, staging, workdir)
+            if final != e.filename:
+                raise OSError(e.errno, e.strerror, final) from e
         raise
     swap(staging, target)
 

@@ -19,10 +19,11 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    from edgequant import pipeline
+    from edgequant import config_check, pipeline
     from edgequant.train import fit
 
     config = _CONFIG.value
+    config_check.validate(config)
     data = pipeline.load_data(config)
     result = fit.train(pipeline.build_model(config), data, config, _WORKDIR.value)
     print(

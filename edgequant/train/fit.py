@@ -126,6 +126,7 @@ def train(model, data: mnist.Dataset, config, workdir: str | Path, verbose: int 
     steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
     with strategy(config).scope():
         compile_model(model, t.learning_rate, steps)
+    Path(workdir).mkdir(parents=True, exist_ok=True)  # fails with one line before training
     start = time.perf_counter()
     import tf_keras as keras
 

@@ -443,7 +443,7 @@ def test_sigkill_during_a_rerun_is_recovered_at_the_next_start(finished_run):
     before = _snapshot(finished_run)
     proc = _pipeline(finished_run, RERUN)
     staging = finished_run.with_name(f"{finished_run.name}.staging-{proc.pid}")
-    _wait_for(lambda: (staging / "fp32.tflite").exists(), proc, 300)
+    _wait_for(lambda: (staging / "tensorboard").exists(), proc, 300)  # training
     proc.kill()
     proc.communicate(timeout=60)
     assert _snapshot(finished_run) == before

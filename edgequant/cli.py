@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,7 +128,28 @@ def _oserror_line(e: OSError) -> str:
     return f"{reason}: {' -> '.join(str(f) for f in files)}" if files else _one_line(e)
 
 
+_pending_signal: int | None = None  # the first SIGINT/SIGTERM, once it arrived
+
+
+def _unsafe_to_raise(frame) -> bool:
+    """True inside a finalizer or an import: an exception raised there is swallowed ("Exception
+    ignored in __del__") or turned into an ImportError that code may treat as "not installed"."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code.co_filename.startswith(
+            "<frozen importlib"
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_interrupted(signum: int, frame) -> None:
+    global _pending_signal
+    _pending_signal = signum
+    if _unsafe_to_raise(frame):
+        # Deliver it again in a moment, when the finalizer or import is over.
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     # A second signal while the first is being cleaned up kills the process the default way;
     # anything it leaves is recovered at the next start (rundir.recover).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -192,13 +214,25 @@ def run(main: Callable[[list[str]], int | None]) -> None:
             logging.set_verbosity(logging.WARNING)
             _silence_tf_python_logs()
         try:
-            return int(main(argv) or 0)
+            status = int(main(argv) or 0)
+            if _pending_signal is not None:  # swallowed by a library on its way up
+                name = signal.Signals(_pending_signal).name
+                print(
+                    f"error: interrupted by {name} too late to stop; the work completed",
+                    file=sys.stderr,
+                )
+                return 128 + _pending_signal
+            return status
         except KeyboardInterrupt as e:
             signum = getattr(e, "signum", signal.SIGINT)
             kept = getattr(e, "kept", KEPT_BY_DEFAULT)
             print(f"error: interrupted by {signal.Signals(signum).name}: {kept}", file=sys.stderr)
             return 128 + signum
         except Exception as e:
+            if _pending_signal is not None:  # the interrupt surfaced as another error
+                name = signal.Signals(_pending_signal).name
+                print(f"error: interrupted by {name}: {KEPT_BY_DEFAULT}", file=sys.stderr)
+                return 128 + _pending_signal
             if verbose or not (isinstance(e, EXPECTED_ERRORS) or _is_user_oserror(e)):
                 raise
             line = _oserror_line(e) if _is_user_oserror(e) else _one_line(e)

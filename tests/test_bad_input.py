@@ -451,3 +451,25 @@ def test_sigkill_during_a_rerun_is_recovered_at_the_next_start(finished_run):
     rundir.recover(finished_run)  # what the next run does first
     assert rundir.verify(finished_run) == []
     assert _snapshot(finished_run) == before
+
+
+def test_interrupts_wait_until_a_finalizer_or_an_import_is_over(tmp_path, monkeypatch):
+    """An exception raised in __del__ is printed and dropped, and one raised during an import
+    becomes an ImportError: the SIGTERM handler must not raise there (the probe lost one so)."""
+    from edgequant import cli
+
+    seen = {}
+
+    class Resource:
+        def __del__(self):
+            seen["finalizer"] = cli._unsafe_to_raise(sys._getframe())
+
+    Resource()
+    (tmp_path / "probe_import_mod.py").write_text(
+        "import sys\nfrom edgequant import cli\nSEEN = cli._unsafe_to_raise(sys._getframe())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import probe_import_mod
+
+    assert seen == {"finalizer": True} and probe_import_mod.SEEN is True
+    assert cli._unsafe_to_raise(sys._getframe()) is False

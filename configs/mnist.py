@@ -5,6 +5,8 @@ Run it (what `make run` does):
 Override any key from the command line, e.g. `--config.train.epochs=3`; a misspelled key fails.
 """
 
+from pathlib import Path
+
 from ml_collections import ConfigDict
 
 from edgequant.data import calibration
@@ -74,7 +76,7 @@ def get_config() -> ConfigDict:
     c.bench.warmup_runs = 10
     # Devices to benchmark every variant on (names from the inventory, or user@host:port).
     c.bench.devices = ()
-    c.bench.inventory = "configs/devices.toml"
+    c.bench.inventory = str(Path(__file__).resolve().parent / "devices.toml")  # any cwd
     c.bench.ssh_config = ""  # handed to ssh as -F; empty = the user's own ~/.ssh/config
     c.bench.remote_python = ""  # overrides the inventory's python
     return c

@@ -8,24 +8,77 @@ instead of a converter traceback. `--verbose` keeps TensorFlow's logs and full t
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-
-PROJECT = Path(__file__).resolve().parents[1]
-
-
-def project_path(relative: str) -> str:
-    """A path inside the project, so a binary's default config works from any directory."""
-    return str(PROJECT / relative)
 
 
 class UserError(Exception):
     """An expected failure caused by input the user can fix; its message is the whole story."""
 
 
-EXPECTED_ERRORS = (UserError, ValueError, FileNotFoundError, KeyError, NotADirectoryError)
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, so `except Exception` never swallows it.
+
+    Code that knows what an interruption leaves behind (rundir.staged) sets `kept` to one clause
+    saying so; `run` prints it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# KeyError is deliberately absent: a missing dict key is a programming bug and must keep its
+# traceback, not pass for a friendly one-liner. Raise ValueError/UserError for bad input.
+EXPECTED_ERRORS = (UserError, ValueError, FileNotFoundError, NotADirectoryError)
+
+# OSErrors the user's environment causes (a read-only or full disk, a path that is a file):
+# one line naming the file. Anything else (EIO, EBADF, ...) keeps its traceback.
+USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOENT,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+}
+
+KEPT_BY_DEFAULT = (
+    "every file written so far is complete (writes are atomic); nothing partial was left"
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_path(relative: str) -> str:
+    """`relative` (e.g. "configs/mnist.py") inside the project, whatever the current directory.
+
+    Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
+    any folder; paths the user passes stay relative to where the user is.
+    """
+    return str(PROJECT_ROOT / relative)
+
+
+_stderr_fd = 2  # the terminal's stderr, also while quiet_tensorflow mutes fd 2
+
+
+def _exit_while_starting(signum: int, frame) -> None:
+    name = signal.Signals(signum).name
+    sys.stderr.flush()
+    os.write(
+        _stderr_fd, f"error: interrupted by {name} while starting; nothing was written\n".encode()
+    )
+    raise SystemExit(128 + signum)
 
 
 def quiet_tensorflow() -> None:
@@ -34,19 +87,25 @@ def quiet_tensorflow() -> None:
     Must run before TensorFlow is imported, so binaries call it at module import time.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    # Until `run` installs its handlers: a signal while TensorFlow loads exits quietly.
+    signal.signal(signal.SIGINT, _exit_while_starting)
+    signal.signal(signal.SIGTERM, _exit_while_starting)
     if "--verbose" in sys.argv or "--verbose=true" in sys.argv:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # TF 2.21 logs through C++ absl before TF_CPP_MIN_LOG_LEVEL is read ("All log messages
     # before absl::InitializeLog()...", cudart_stub), so import it once with fd 2 muted.
+    global _stderr_fd
     saved = os.dup(2)
+    _stderr_fd = saved
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
+        _stderr_fd = 2
         os.close(saved)
 
 
@@ -59,35 +118,134 @@ def _one_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+def _is_user_oserror(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in USER_ERRNOS
+
+
+def _oserror_line(e: OSError) -> str:
+    reason = e.strerror or type(e).__name__
+    files = [f for f in (e.filename, e.filename2) if f]
+    return f"{reason}: {' -> '.join(str(f) for f in files)}" if files else _one_line(e)
+
+
+_pending_signal: int | None = None  # the first SIGINT/SIGTERM, once it arrived
+
+
+def _unsafe_to_raise(frame) -> bool:
+    """True inside a finalizer or an import: an exception raised there is swallowed ("Exception
+    ignored in __del__") or turned into an ImportError that code may treat as "not installed"."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code.co_filename.startswith(
+            "<frozen importlib"
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    global _pending_signal
+    _pending_signal = signum
+    if _unsafe_to_raise(frame):
+        # Deliver it again in a moment, when the finalizer or import is over.
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    # A second signal while the first is being cleaned up kills the process the default way;
+    # anything it leaves is recovered at the next start (rundir.recover).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM raise `Interrupted`, so cleanup (finally, context managers) runs."""
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with its failures as one `error:` line and exit 2 (not FATAL, exit 1).
+
+    Covers a wrong type, a bad enum value, a missing required flag, an unknown --config.key and a
+    config file that is missing or does not import (ml_collections loads it while parsing).
+    """
+    from absl import flags
+
+    try:
+        rest = flags.FLAGS(argv)
+        for name in flags.FLAGS:
+            # ml_collections defers a missing config file's error to the first access.
+            error = getattr(flags.FLAGS[name].value, "_error", None)
+            if isinstance(error, OSError):
+                path = flags.FLAGS[name].serialize().split("=", 1)[-1]
+                raise FileNotFoundError(f"--{name}: config file not found: {path}")
+        return rest
+    except (
+        flags.Error,
+        SyntaxError,
+        ImportError,
+        AttributeError,
+        KeyError,
+        ValueError,
+        OSError,
+    ) as e:
+        lines = [ln.strip() for ln in str(e.args[0] if e.args else e).splitlines() if ln.strip()]
+        if isinstance(e, SyntaxError) and e.filename:
+            message = f"config file {e.filename} line {e.lineno}: {e.msg}"
+        elif len(lines) > 1:  # a config file that raised: keep the flag and the final reason
+            message = f"{lines[0].rstrip(':')} {lines[-1]}"
+        else:
+            message = _one_line(e)
+    print(f"error: bad flag: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main: Callable[[list[str]], int | None]) -> None:
-    """absl `app.run` with expected errors reported as one line and a non-zero exit."""
+    """absl `app.run` with expected errors reported as one line and a non-zero exit.
+
+    Exit status: what `main` returns; 2 for bad input or bad flags; 128 + signal number
+    (130 SIGINT, 143 SIGTERM) when interrupted, after one line saying what was kept.
+    """
     from absl import app, flags, logging
 
-    started = False
-
     def wrapped(argv: list[str]) -> int:
-        nonlocal started
-        started = True
         verbose = flags.FLAGS["verbose"].value if "verbose" in flags.FLAGS else False
         if not verbose:
             logging.set_verbosity(logging.WARNING)
             _silence_tf_python_logs()
         try:
-            return int(main(argv) or 0)
-        except EXPECTED_ERRORS as e:
-            if verbose:
+            status = int(main(argv) or 0)
+            if _pending_signal is not None:  # swallowed by a library on its way up
+                name = signal.Signals(_pending_signal).name
+                print(
+                    f"error: interrupted by {name} too late to stop; the work completed",
+                    file=sys.stderr,
+                )
+                return 128 + _pending_signal
+            return status
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            kept = getattr(e, "kept", KEPT_BY_DEFAULT)
+            print(f"error: interrupted by {signal.Signals(signum).name}: {kept}", file=sys.stderr)
+            return 128 + signum
+        except Exception as e:
+            if _pending_signal is not None:  # the interrupt surfaced as another error
+                name = signal.Signals(_pending_signal).name
+                print(f"error: interrupted by {name}: {KEPT_BY_DEFAULT}", file=sys.stderr)
+                return 128 + _pending_signal
+            if verbose or not (isinstance(e, EXPECTED_ERRORS) or _is_user_oserror(e)):
                 raise
-            print(f"error: {_one_line(e)}", file=sys.stderr)
+            line = _oserror_line(e) if _is_user_oserror(e) else _one_line(e)
+            print(f"error: {line}", file=sys.stderr)
             return 2
 
+    install_signal_handlers()
     try:
-        app.run(lambda argv: sys.exit(wrapped(argv)))
-    except (flags.Error, AttributeError, KeyError, ValueError) as e:
-        if started:  # raised from main under --verbose: keep the traceback
-            raise
-        # Flag parsing failed, e.g. a misspelled --config.key under lock_config=True.
-        print(f"error: bad flag: {_one_line(e)}", file=sys.stderr)
-        sys.exit(2)
+        app.run(lambda argv: sys.exit(wrapped(argv)), flags_parser=_parse_flags)
+    except KeyboardInterrupt as e:  # arrived before main started (e.g. while parsing flags)
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 def _silence_tf_python_logs() -> None:

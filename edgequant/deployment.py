@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant import usermodel
+from edgequant import atomic, config_check, rundir, usermodel
 from edgequant.cli import UserError
 from edgequant.data import preprocess, sources, stats
 from edgequant.evaluate import inspect as tfl_inspect
@@ -193,7 +193,7 @@ def quantize_model(config, recipe_name: str, out_dir: str | Path) -> Path:
 
 
 def validate(config, needs_data: bool = True) -> None:
-    """Checks the whole config before any work starts (one line naming the bad key)."""
+    """Checks the whole config before any work starts (one line naming the bad keys)."""
     if not config.model.get("path"):
         raise UserError("no model: pass --model=PATH (a .keras/.h5 file, SavedModel or .tflite)")
     if needs_data and not config.data.get("path"):
@@ -201,22 +201,11 @@ def validate(config, needs_data: bool = True) -> None:
             "no calibration data: pass --data=PATH (an image folder, .npy/.npz, .tfrecord or "
             "module:function); edgequant never calibrates your model on a default dataset"
         )
-    if config.target not in TARGETS:
-        raise ValueError(f"unknown target '{config.target}'; valid: {', '.join(TARGETS)}")
-    for name in config.quantize.recipes:
-        recipes.get(name, config.quantize.weights, config.quantize.calibration_size)
-    for name in config.quantize.aeq_recipes:
-        if name not in aeq.RECIPES:
-            raise ValueError(f"unknown AI Edge Quantizer recipe '{name}'; valid: {aeq.RECIPES}")
-    if config.quantize.calibration_size <= 0:
-        raise ValueError("quantize.calibration_size must be positive")
-    if config.evaluate.batch_size <= 0:
-        raise ValueError("evaluate.batch_size must be positive")
+    config_check.validate(config)
 
 
 def prepare(config, out_dir: str | Path) -> Study:
     """Loads the model and data, resolves preprocessing, makes the splits and calibration set."""
-    validate(config)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out_dir {out_dir} is a file")
@@ -637,8 +626,18 @@ def recommend(study: Study, variants: list[dict]) -> str | None:
 
 
 def run(config, out_dir: str | Path) -> dict:
-    """Deploys `config.model.path` with `config.data`; writes the bundle, returns deploy.json."""
-    study = prepare(config, out_dir)
+    """Deploys `config.model.path` with `config.data`; writes the bundle, returns deploy.json.
+
+    The bundle is built in a staging folder and swapped into `out_dir` only when complete
+    (edgequant/rundir.py): an interrupted deployment never leaves a half bundle.
+    """
+    validate(config)
+    with rundir.staged(out_dir) as staging:
+        return _run(config, staging, Path(out_dir))
+
+
+def _run(config, staging: Path, out_dir: Path) -> dict:
+    study = prepare(config, staging)
     float_path = _float_path(study)
     variants, errors = [], []
     for c in plain_candidates(study):
@@ -668,8 +667,7 @@ def run(config, out_dir: str | Path) -> dict:
     if config.target == "edgetpu" or any(v["input_dtype"] == "uint8" for v in variants):
         edgetpu_checks(study, variants)
     latency(study, variants)
-    result = bundle(study, variants, float_metrics, trials, errors)
-    return result
+    return bundle(study, variants, float_metrics, trials, errors, out_dir)
 
 
 def _finite(x):
@@ -683,8 +681,9 @@ def _finite(x):
     return x
 
 
-def bundle(study: Study, variants, float_metrics, trials, errors) -> dict:
-    """Writes deploy.json, preprocessing.json, labels.txt and the report into out_dir."""
+def bundle(study: Study, variants, float_metrics, trials, errors, final_dir: Path) -> dict:
+    """Writes deploy.json, preprocessing.json, labels.txt and the report into the staging
+    folder, with every path named as it will be once the folder is swapped into `final_dir`."""
     from edgequant.report import deploy_report, html
 
     cal_src, ev_src = study.calibration.source, study.evaluation.source
@@ -730,8 +729,8 @@ def bundle(study: Study, variants, float_metrics, trials, errors) -> dict:
         study.preprocessing.save(study.out_dir / "preprocessing.json")
     if study.class_names:
         (study.out_dir / "labels.txt").write_text("\n".join(study.class_names) + "\n")
-    result = _finite(result)
-    (study.out_dir / "deploy.json").write_text(json.dumps(result, indent=1, default=str))
+    result = rundir.relocate(_finite(result), study.out_dir, final_dir)
+    atomic.write_text(study.out_dir / "deploy.json", json.dumps(result, indent=1, default=str))
     deploy_report.write(result, study.out_dir)
     html.write(study.out_dir)
     return result

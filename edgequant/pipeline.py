@@ -8,13 +8,12 @@ that could be measured, and `run` reports the failures so the binary exits non-z
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import models
+from edgequant import atomic, config_check, distribute, progress, rundir
 from edgequant import data as datasets
-from edgequant import distribute, progress
 from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
 from edgequant.cli import UserError
@@ -121,30 +120,9 @@ def host_info() -> dict:
     }
 
 
-def validate(config) -> None:
-    """Fails before any training on settings that would only fail after it."""
-    q = config.quantize
-    for name in q.recipes:
-        recipes.get(name, q.weights, q.calibration_size)
-    for name in q.get("aeq_recipes", ()) or ():
-        if name not in aeq.RECIPES:
-            raise ValueError(f"unknown AI Edge Quantizer recipe '{name}'; valid: {aeq.RECIPES}")
-    if config.data.name not in datasets.NAMES:
-        raise ValueError(
-            f"unknown dataset '{config.data.name}'; valid datasets: {', '.join(datasets.NAMES)}"
-        )
-    if config.model.name not in models.NAMES:
-        raise ValueError(
-            f"unknown model '{config.model.name}'; valid models: {', '.join(models.NAMES)}"
-        )
-    for key in ("batch_size", "epochs"):
-        if config.train[key] < (1 if key == "batch_size" else 0):
-            raise ValueError(f"train.{key} must be positive, got {config.train[key]}")
-
-
 def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
     """Loads data, trains the float model and measures it: the start every stage builds on."""
-    validate(config)
+    config_check.validate(config)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     data = load_data(config)
@@ -156,7 +134,8 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
         models.widen_activation_range(
             model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
         )
-        model.save(trained.model_path)
+        with atomic.target(trained.model_path) as tmp:
+            model.save(tmp)
     test = data.require("test")
     float_acc = accuracy.evaluate_keras(model, test.x, test.y, config.evaluate.batch_size)
     representative = calibration.build(
@@ -189,16 +168,18 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     A config with `model.path` (configs/deploy.py) names the user's own model: nothing is
     trained, and the run is a deployment (`edgequant.deployment`), written as deploy.json.
     A stage that fails is recorded in results["errors"]; the other stages still run and every
-    result that could be measured is written.
+    result that could be measured is written. The workdir is replaced only by a complete run
+    (edgequant/rundir.py).
     """
     if config.model.get("path"):
         from edgequant import deployment
 
         return deployment.run(config, workdir)
+    config_check.validate(config)
     # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
     # collective, but only the chief writes `workdir`; the others get a temporary folder.
-    with distribute.output_dir(workdir) as workdir:
-        study, results = prepare(config, workdir, verbose)
+    with distribute.output_dir(workdir) as out, rundir.staged(out) as staging:
+        study, results = prepare(config, staging, verbose)
         for stage in STAGES:
             try:
                 for artifact in stage(study, results) or ():
@@ -206,14 +187,15 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
             except (UserError, ValueError, RuntimeError, OSError) as e:
                 log.error("stage %s failed: %s", stage.__name__, e)
                 results["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
+        results = rundir.relocate(results, staging, out)
         write_outputs(results, config, study.workdir)
     return results
 
 
 def write_outputs(results: dict, config, workdir: Path) -> None:
-    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+    atomic.write_json(workdir / "results.json", results)
     plots.tradeoff(results, workdir / "tradeoff.png")
     man = manifest.build(config, results["dataset"], workdir)
-    (workdir / "manifest.json").write_text(json.dumps(man, indent=1))
+    atomic.write_json(workdir / "manifest.json", man)
     markdown.write(results, man, workdir)
     html.write(workdir)

@@ -18,7 +18,9 @@ from absl import flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "A .tflite model.")
 _DEVICE = flags.DEFINE_string("device", None, "Inventory name or user@host:port.")
-_INVENTORY = flags.DEFINE_string("inventory", "configs/devices.toml", "Device inventory.")
+_INVENTORY = flags.DEFINE_string(
+    "inventory", cli.project_path("configs/devices.toml"), "Device inventory."
+)
 _SSH_CONFIG = flags.DEFINE_string("ssh_config", None, "ssh -F file.")
 _REMOTE_PY = flags.DEFINE_string("remote_python", None, "Python on the device.")
 _THREADS = flags.DEFINE_integer("threads", 1, "Interpreter threads on both sides.")

@@ -19,11 +19,11 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    from edgequant import pipeline
+    from edgequant import config_check, pipeline
     from edgequant.train import fit
 
     config = _CONFIG.value
-    pipeline.validate(config)
+    config_check.validate(config)
     data = pipeline.load_data(config)
     model = pipeline.build_model(config, data.num_classes)
     result = fit.train(model, data, config, _WORKDIR.value)

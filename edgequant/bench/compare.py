@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from edgequant import atomic
+
 
 def is_latency(record: dict) -> bool:
     """A successful measurement on real hardware (not an error, not an emulator's timing)."""
@@ -153,6 +155,7 @@ def plot(records: list[dict], path: str | Path) -> Path:
     ax.set_title("Latency per model and device")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return Path(path)

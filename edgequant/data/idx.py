@@ -9,6 +9,8 @@ instead of producing a silently mis-shaped array.
 from __future__ import annotations
 
 import gzip
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a damaged deflate stream
         raise ValueError(f"cannot read IDX file {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
@@ -57,8 +59,11 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        # BadZipFile: a truncated or damaged archive, or a member whose CRC does not match.
+        # np.load calls a file that is not a zip archive "pickled data": say what it means.
+        reason = "not a NumPy .npz archive" if "pickle" in str(e) else str(e) or type(e).__name__
+        raise ValueError(f"cannot read {path}: {reason}") from None
     known = {"x_train", "y_train", "x_test", "y_test"}
     if not known & arrays.keys():
         raise ValueError(f"{path} holds {sorted(arrays)}, expected x_train/y_train/x_test/y_test")

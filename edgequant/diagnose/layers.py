@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgequant import atomic
 from edgequant.quantize import convert, recipes
 
 ROUNDING_FLOOR = 1 / math.sqrt(12)
@@ -92,7 +93,7 @@ def layer_errors(
 
 def write_csv(errors: list[LayerError], path: str | Path) -> Path:
     path = Path(path)
-    with open(path, "w", newline="") as f:
+    with atomic.target(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(LayerError.__dataclass_fields__))
         w.writeheader()
         for e in errors:
@@ -117,7 +118,8 @@ def plot(errors: list[LayerError], path: str | Path, top: int = 15) -> Path:
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return Path(path)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from edgequant import atomic
 from edgequant.diagnose import calibration_check, layers
 from edgequant.study import Artifact
 
@@ -49,6 +50,6 @@ def diagnose_stage(study, results: dict) -> list[Artifact]:
         names = [e.tensor_name for e in errors[:k]]
         content = layers.denylisted_model(study.model, rep, debug_x, names, weights)
         path = study.workdir / f"mixed_k{k}.tflite"
-        path.write_bytes(content)
+        atomic.write_bytes(path, content)
         made.append(Artifact(f"mixed_k{k}", path, {"float_layers": names, "target": "cpu-only"}))
     return made

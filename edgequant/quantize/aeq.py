@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgequant import atomic
 from edgequant.cli import UserError
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ def quantize(
         result.export_model(str(Path(tmp) / "m.tflite"), overwrite=True)
         content = (Path(tmp) / "m.tflite").read_bytes()
     path = out_dir / f"{stem}.tflite"
-    path.write_bytes(content)
-    (out_dir / f"{stem}.recipe.json").write_text(
+    atomic.write_bytes(path, content)
+    atomic.write_text(
+        out_dir / f"{stem}.recipe.json",
         json.dumps(
             {
                 "name": stem,
@@ -79,7 +81,7 @@ def quantize(
             },
             indent=1,
             default=str,
-        )
+        ),
     )
     return path
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgequant import atomic
 from edgequant.cli import UserError
 from edgequant.data import calibration
 from edgequant.quantize.recipes import Granularity, Mode, Recipe
@@ -123,6 +124,6 @@ def write(content: bytes, recipe: Recipe, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{recipe.name}.tflite"
-    path.write_bytes(content)
+    atomic.write_bytes(path, content)
     recipe.save(out_dir / f"{recipe.name}.recipe.json")
     return path

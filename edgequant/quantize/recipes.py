@@ -22,6 +22,7 @@ import enum
 import json
 from pathlib import Path
 
+from edgequant import atomic
 from edgequant.data import calibration
 
 
@@ -92,7 +93,7 @@ class Recipe:
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json())
+        atomic.write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:

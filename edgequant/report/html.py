@@ -12,6 +12,8 @@ import html
 import re
 from pathlib import Path
 
+from edgequant import atomic
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
@@ -99,5 +101,5 @@ def render(markdown: str, workdir: str | Path) -> str:
 def write(workdir: str | Path) -> Path:
     workdir = Path(workdir)
     path = workdir / "report.html"
-    path.write_text(render((workdir / "report.md").read_text(), workdir))
+    atomic.write_text(path, render((workdir / "report.md").read_text(), workdir))
     return path

@@ -12,6 +12,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from edgequant import atomic
+
 PACKAGES = (
     "tensorflow",
     "tf-keras",
@@ -41,13 +43,21 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build(config, dataset_info: dict, workdir: str | Path) -> dict:
+def build_artifacts(workdir: str | Path) -> dict[str, str]:
+    """{relative path: sha256} of every model and JSON file in `workdir` (not the manifest)."""
     workdir = Path(workdir)
-    artifacts = {
+    return {
         str(p.relative_to(workdir)): sha256(p)
         for p in sorted(workdir.rglob("*"))
-        if p.is_file() and p.suffix in (".tflite", ".keras", ".json") and p.name != "manifest.json"
+        if p.is_file()
+        and p.suffix in (".tflite", ".keras", ".json")
+        and p.name != "manifest.json"
+        and not atomic.is_tmp(p)  # a write a killed process never finished
     }
+
+
+def build(config, dataset_info: dict, workdir: str | Path) -> dict:
+    artifacts = build_artifacts(workdir)
     return {
         "versions": versions(),
         "seed": config.seed,

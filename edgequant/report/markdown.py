@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgequant import atomic
+
 
 def _fmt(value, spec: str, missing: str = "n/a") -> str:
     return missing if value is None else format(value, spec)
@@ -98,7 +100,7 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
         "",
     ]
     path = Path(workdir) / "report.md"
-    path.write_text("\n".join(parts))
+    atomic.write_text(path, "\n".join(parts))
     return path
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib
 
+from edgequant import atomic
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -53,6 +55,7 @@ def tradeoff(results: dict, path: str | Path) -> Path:
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    with atomic.target(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path

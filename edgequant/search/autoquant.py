@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from edgequant import atomic
 from edgequant.data import calibration
 from edgequant.evaluate import accuracy
 from edgequant.quantize import convert, recipes
@@ -55,7 +55,7 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
         recipe = recipes.get(mode, weights, size)
 
         def write(path: Path) -> None:
-            path.write_bytes(convert.convert(study.model, recipe, rep))
+            atomic.write_bytes(path, convert.convert(study.model, recipe, rep))
 
         return recipe.to_dict(), write
 
@@ -85,7 +85,9 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
             names = [e.tensor_name for e in errors[:k]]
 
             def write(path: Path, names=names) -> None:
-                path.write_bytes(layers.denylisted_model(study.model, rep, x_val, names, q.weights))
+                atomic.write_bytes(
+                    path, layers.denylisted_model(study.model, rep, x_val, names, q.weights)
+                )
 
             yield (
                 "float_layers",
@@ -110,7 +112,7 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
                 learning_rate=cfg.qat_learning_rate,
             )
             rep = calibration.build(train, big, study.config.seed, study.input_shape)
-            path.write_bytes(convert.convert(model, recipes.get(mode, q.weights, big), rep))
+            atomic.write_bytes(path, convert.convert(model, recipes.get(mode, q.weights, big), rep))
 
         yield (
             "qat",
@@ -157,8 +159,9 @@ def search(study, cfg) -> dict:
         trials, key=lambda t: t.val_accuracy
     )
     final = Path(study.workdir) / "autoquant_best.tflite"
-    shutil.copyfile(best.path, final)
-    (Path(study.workdir) / "autoquant_best.recipe.json").write_text(
+    atomic.write_bytes(final, Path(best.path).read_bytes())
+    atomic.write_text(
+        Path(study.workdir) / "autoquant_best.recipe.json",
         json.dumps(
             {
                 "name": "autoquant_best",
@@ -167,7 +170,7 @@ def search(study, cfg) -> dict:
                 **best.recipe,
             },
             indent=1,
-        )
+        ),
     )
     met = best.meets_target
     summary = (

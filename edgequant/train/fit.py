@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edgequant import distribute
+from edgequant import atomic, distribute
 from edgequant.cli import UserError
 from edgequant.data.dataset import Dataset
 
@@ -180,6 +179,7 @@ def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -
     ds = make_dataset(x_train, train_split.y, t.batch_size, config.seed, augment)
     val = make_dataset(x_val, val_split.y, t.batch_size, config.seed, shuffle=False)
     steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
+    Path(workdir).mkdir(parents=True, exist_ok=True)  # fails with one line before training
     start = time.perf_counter()
     import tf_keras as keras
 
@@ -196,8 +196,9 @@ def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     with distribute.output_dir(workdir) as out:
         out.mkdir(parents=True, exist_ok=True)
-        model.save(out / "float.keras")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
+        with atomic.target(out / "float.keras") as tmp:
+            model.save(tmp)
+        atomic.write_json(out / "history.json", history)
     return TrainResult(str(path), history, history["val_accuracy"][-1], seconds)
 
 

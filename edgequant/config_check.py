@@ -90,8 +90,6 @@ def validate(config) -> None:
         names = _names(q.get("recipes", ()))
         if names != tuple(q.get("recipes", ()) or ()):
             _set(q, "recipes", names)
-        if not names and not q.get("aeq_recipes"):
-            p.append("quantize.recipes is empty; valid recipes: " + ", ".join(recipes.PTQ_RECIPES))
         for name in names:
             p.choice(name, recipes.PTQ_RECIPES, "quantize.recipes", "recipe")
         aeq_names = _names(q.get("aeq_recipes", ()))
@@ -157,7 +155,7 @@ def validate(config) -> None:
     aq = config.get("autoquant")
     if aq is not None and aq.get("enabled", False):
         p.choice(aq.get("target"), autoquant.TARGETS, "autoquant.target", "target")
-        p.number(aq, "max_drop_pp", "autoquant", 0.0)
+        p.number(aq, "max_drop_pp", "autoquant", -100.0)
         p.integer(aq, "max_trials", "autoquant", 1)
         p.integer(aq, "large_calibration_size", "autoquant", 1)
         p.integer(aq, "max_float_layers", "autoquant", 0)
@@ -168,7 +166,8 @@ def validate(config) -> None:
 
 
 def _check_devices(bench, p: _Problems) -> None:
-    """Device names must be in the inventory; `user@host[:port]` needs no inventory entry."""
+    """Device names must be in the inventory; `user@host[:port]` needs no inventory entry, and
+    with no inventory at all (bench.inventory = "") names are the user's ssh host aliases."""
     from edgequant.bench import inventory
 
     names = tuple(bench.get("devices", ()) or ())
@@ -176,7 +175,9 @@ def _check_devices(bench, p: _Problems) -> None:
     if not bare:
         return
     path = bench.get("inventory", "") or ""
-    if not path or not Path(path).is_file():
+    if not path:
+        return
+    if not Path(path).is_file():
         p.append(
             f"bench.devices {bare} need the device inventory, but bench.inventory "
             f"'{path}' is not a file; give user@host:port or fix bench.inventory"

@@ -93,7 +93,7 @@ class Candidate:
 # --- set-up -----------------------------------------------------------------------------------
 
 
-def _preprocessing_resolver(config, model: usermodel.UserModel):
+def preprocessing_resolver(config, model: usermodel.UserModel):
     p = config.preprocess
     cache: list[preprocess.Preprocessing] = []
 
@@ -142,7 +142,7 @@ def _open(config, path: str, model, resolve) -> sources.Source:
 
 def open_data(config, model: usermodel.UserModel, path: str) -> sources.Source:
     """One source for `model` from a deploy-style config (what quantize/evaluate binaries use)."""
-    return _open(config, path, model, _preprocessing_resolver(config, model))
+    return _open(config, path, model, preprocessing_resolver(config, model))
 
 
 def evaluate_model(config, model_path: str, split: sources.Split) -> dict:
@@ -216,7 +216,7 @@ def prepare(config, out_dir: str | Path) -> Study:
             "a float .tflite can only go through the AI Edge Quantizer, which keeps float I/O; "
             "the Edge TPU needs uint8 I/O from TFLiteConverter: give the Keras or SavedModel model"
         )
-    resolve = _preprocessing_resolver(config, model)
+    resolve = preprocessing_resolver(config, model)
     seed = config.seed
     source = _open(config, config.data.path, model, resolve)
     if config.data.eval_path:

@@ -481,7 +481,7 @@ def test_deploy_images_without_a_value_mapping_names_the_flag(
 def test_deploy_arrays_with_the_wrong_channels_name_both_shapes(keras3_digit_model, tmp_path):
     np.save(tmp_path / "rgb.npy", np.zeros((10, 28, 28, 3), np.float32))
     proc = deploy_tool(
-        keras3_digit_model, f"--data={tmp_path / 'rgb.npy'}", f"--out_dir={tmp_path}"
+        keras3_digit_model, f"--data={tmp_path / 'rgb.npy'}", f"--out_dir={tmp_path / 'out'}"
     )
     assert_one_line_error(proc, "shape [28, 28, 3]", "expects [28, 28, 1]")
 
@@ -492,7 +492,7 @@ def test_deploy_empty_folder_is_refused(keras3_digit_model, tmp_path):
         keras3_digit_model,
         f"--data={tmp_path / 'empty'}",
         "--input_range=0,1",
-        f"--out_dir={tmp_path}",
+        f"--out_dir={tmp_path / 'out'}",
     )
     assert_one_line_error(proc, "no images")
 
@@ -503,7 +503,7 @@ def test_deploy_single_class_folder_is_refused(keras3_digit_model, digits, tmp_p
         keras3_digit_model,
         f"--data={tmp_path / 'one'}",
         "--input_range=0,1",
-        f"--out_dir={tmp_path}",
+        f"--out_dir={tmp_path / 'out'}",
     )
     assert_one_line_error(proc, "one class folder")
 
@@ -571,6 +571,7 @@ def test_deploy_fix_converts_the_repaired_model_and_maps_it_fully(tmp_path):
     assert repair["after"]["mapped"] == repair["after"]["total"] and not repair["after"]["gate"]
     (v,) = result["variants"]
     assert v["gate"] == "pass" and v["edgetpu"]["mapped"] == v["edgetpu"]["total"]
-    assert [o["name"] for o in result["model"]["outputs"]] == ["dense"]  # the user's names
+    names = usermodel.load(tmp_path / "demo.keras").output_names
+    assert [o["name"] for o in result["model"]["outputs"]] == names  # the user's names
     assert min(v["metrics"]["sqnr_db"].values()) > 20
     assert "Edge TPU repair" in (tmp_path / "out" / "report.md").read_text()

@@ -20,7 +20,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _MODEL = flags.DEFINE_string("model", None, "A .tflite, .keras/.h5 or SavedModel.")
 _DATA = flags.DEFINE_string("data", None, "Labelled data: image folder, .npz with labels, ...")
 _DATASET = flags.DEFINE_enum("dataset", None, ["mnist"], "A named dataset instead of --data.")
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "MNIST IDX files or mnist.npz (--dataset=mnist).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "MNIST IDX files or mnist.npz (implies --dataset=mnist)."
+)
 _RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI.")
 _MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
 _STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
@@ -51,14 +53,19 @@ def main(argv):
             (_BATCH, "evaluate.batch_size"),
         ),
     )
+    raw = None
+    if not _DATA.value and (_DATASET.value == "mnist" or _DATA_DIR.value):
+        from edgequant.data import mnist
+
+        raw = mnist.load(_DATA_DIR.value, True, _SEED.value)  # bad data fails before the model
     model = usermodel.load(_MODEL.value, config.model.signature)
     if _DATA.value:
         split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")
-    elif _DATASET.value == "mnist":
+    elif raw is not None:
         if not config.preprocess.input_range and not config.preprocess.mean:
             config.preprocess.input_range = "0,1"  # the MNIST study's own preprocessing
-        resolve = deployment._preprocessing_resolver(config, model)
-        parts = sources.open_mnist(_DATA_DIR.value, model.inputs, resolve(), _SEED.value, True)
+        resolve = deployment.preprocessing_resolver(config, model)
+        parts = sources.open_mnist(raw, model.inputs, resolve())
         if "test" not in parts:
             raise UserError(f"no MNIST test split in {_DATA_DIR.value or 'the default sources'}")
         split = sources.everything(parts["test"], "test")

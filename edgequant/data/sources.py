@@ -475,14 +475,11 @@ def open_tfrecord(
 # --- MNIST and callables ----------------------------------------------------------------------
 
 
-def open_mnist(
-    data_dir: str, inputs, preprocessing: Preprocessing, seed: int, download: bool
-) -> dict[str, ImageArraySource]:
-    """The MNIST resolver's splits as image sources (one per split present)."""
+def open_mnist(ds, inputs, preprocessing: Preprocessing) -> dict[str, ImageArraySource]:
+    """The splits of an MNIST dataset (mnist.load) as image sources (one per split present)."""
     from edgequant.data import mnist
 
     inp = _single_input(inputs, "MNIST")
-    ds = mnist.load(data_dir, download, seed)
     out = {}
     for part in ("train", "val", "test"):
         s = getattr(ds, part)
@@ -613,6 +610,8 @@ def open_source(
     if kind == "callable":
         return open_callable(path, inputs)
     if kind == "mnist":
-        parts = open_mnist(str(p), inputs, preprocessing_for(), 0, False)
+        from edgequant.data import mnist
+
+        parts = open_mnist(mnist.load(str(p), False, 0), inputs, preprocessing_for())
         return parts.get("test") or next(iter(parts.values()))
     raise AssertionError(kind)

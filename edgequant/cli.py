@@ -283,4 +283,5 @@ def report(numbers: dict, output_json: str | None) -> None:
     text = json.dumps(numbers, indent=1)
     print(text)
     if output_json:
+        Path(output_json).parent.mkdir(parents=True, exist_ok=True)
         Path(output_json).write_text(text + "\n")

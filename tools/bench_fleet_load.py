@@ -259,7 +259,6 @@ def _chaos_and_resume(report, root, models, servers, devices, settings, keys, ss
 
 
 def main(argv):
-    import json
     import os
     import shutil
     import tempfile
@@ -313,9 +312,7 @@ def main(argv):
             f"successes {p['successes']}/{len(keys)}, max jobs at once on one device "
             f"{p['max_jobs_at_once_on_one_device']}, max jobs at once {p['max_jobs_at_once']}"
         )
-    Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
-    Path(_OUT.value).write_text(json.dumps(report, indent=1))
-    print(f"wrote {_OUT.value}")
+    cli.report(report, _OUT.value)
     return 0
 
 

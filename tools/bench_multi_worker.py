@@ -47,7 +47,6 @@ def _run(argv: list[str], workdir) -> dict:
 
 
 def main(argv):
-    import json
     import shutil
     from pathlib import Path
 
@@ -74,9 +73,7 @@ def main(argv):
         )
     diff = 100 * abs(multi["float_accuracy"] - single["float_accuracy"])
     print(f"float accuracy difference: {diff:.2f} pp")
-    Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
-    Path(_OUT.value).write_text(json.dumps(report, indent=1))
-    print(f"wrote {_OUT.value}")
+    cli.report(report, _OUT.value)
     return 0
 
 

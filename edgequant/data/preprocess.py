@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+
+from edgequant.jsondata import JsonData
 
 COLORS = ("rgb", "grayscale")
 FITS = ("stretch", "crop", "pad")  # resize as is / center-crop to the aspect / letterbox
@@ -30,7 +31,7 @@ METADATA_NAME = "edgequant.preprocessing"
 
 
 @dataclasses.dataclass(frozen=True)
-class Preprocessing:
+class Preprocessing(JsonData):
     size: tuple[int, int]  # model input (height, width)
     color: str = "rgb"
     fit: str = "stretch"
@@ -39,6 +40,8 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     source: str = "user"  # who chose the value mapping: user | model (its own Rescaling layer)
+
+    NOUN = "preprocessing"
 
     def __post_init__(self):
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
@@ -91,20 +94,6 @@ class Preprocessing:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Preprocessing:
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown preprocessing field(s) {sorted(unknown)}")
-        return cls(**d)
-
-    def save(self, path: str | Path) -> Path:
-        Path(path).write_text(self.to_json())
-        return Path(path)
 
 
 def parse_floats(text: str, flag: str) -> tuple[float, ...] | None:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
-from pathlib import Path
 
-from edgequant import atomic
 from edgequant.data import calibration
+from edgequant.jsondata import JsonData
 
 
 class Mode(str, enum.Enum):
@@ -47,13 +45,15 @@ _IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipe:
+class Recipe(JsonData):
     """One post-training quantization setting. `name` is the artifact's file stem."""
 
     name: str
     mode: Mode
     weights: Granularity = Granularity.PER_CHANNEL
     calibration_size: int = calibration.DEFAULT_SIZE
+
+    NOUN = "recipe"
 
     def __post_init__(self):
         object.__setattr__(self, "mode", Mode(self.mode))
@@ -81,23 +81,6 @@ class Recipe:
             "weights": self.weights.value,
             "calibration_size": self.calibration_size,
         }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Recipe:
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown recipe field(s) {sorted(unknown)}")
-        return cls(**d)
-
-    def save(self, path: str | Path) -> None:
-        atomic.write_text(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | Path) -> Recipe:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 PTQ_RECIPES = tuple(m.value for m in Mode)

@@ -255,7 +255,8 @@ def judge(
         if len(shape) > 3 and any(d > 1 for d in shape[:-3]):
             return verdict(False, RANK, f"tensor {list(shape)} has more than 3 dims above 1")
     if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
-        weights = op.inputs[1] if op.op != "TRANSPOSE_CONV" else op.inputs[1]
+        # Input 1 for all four: TRANSPOSE_CONV's inputs are (output_shape, weights, input, bias).
+        weights = op.inputs[1]
         if weights >= 0 and not tensors[weights].is_constant:
             return verdict(False, NOT_CONSTANT, "weights are not a constant tensor")
     for rule in row.constraints:

@@ -20,6 +20,9 @@ INTEGER = {"INT8", "UINT8"}
 # shape/axis constants, int16 LSTM cell state, int64 ARG_MAX results at the CPU tail.
 _AUX_TYPES = {"INT32", "INT64", "INT16", "BOOL"}
 _WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+# Weights are input 1 of every weighted op; the bias is input 2, except for TRANSPOSE_CONV whose
+# inputs are (output_shape, weights, input, bias): tensorflow/lite/kernels/transpose_conv.cc.
+_BIAS_INPUT = {"TRANSPOSE_CONV": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,8 +161,9 @@ def _op_violations(model: TFLiteModel, op: Operator) -> list[Violation]:
         w = tensors[op.inputs[1]]
         if w.dtype not in INTEGER:
             add("weights", f"weights are {w.dtype}, need int8/uint8", op.inputs[1])
-        if len(op.inputs) > 2 and op.inputs[2] >= 0 and tensors[op.inputs[2]].dtype != "INT32":
-            add("bias", f"bias is {tensors[op.inputs[2]].dtype}, need int32", op.inputs[2])
+        b = _BIAS_INPUT.get(op.op, 2)
+        if len(op.inputs) > b and op.inputs[b] >= 0 and tensors[op.inputs[b]].dtype != "INT32":
+            add("bias", f"bias is {tensors[op.inputs[b]].dtype}, need int32", op.inputs[b])
     return out
 
 

@@ -67,18 +67,48 @@ def test_unsupported_layer_is_reported_before_training_with_its_name():
         qat.annotate(model)
 
 
+def _is_wrapped(layer) -> bool:
+    return type(layer).__name__.startswith("QuantizeWrapper")
+
+
 def test_noop_config_lets_a_pass_through_layer_be_quantized():
     import tf_keras as keras
 
     model = _model_with(keras.layers.GaussianNoise(0.1, name="noise"))  # identity at inference
     assert qat.unsupported_layers(model) == [("noise", "GaussianNoise")]
     quantized = qat.apply(qat.annotate(model, noop=("noise",)))
+    noise = quantized.get_layer("quant_noise")
+    assert _is_wrapped(noise) and type(noise.quantize_config).__name__ == "NoOpQuantizeConfig"
+    # no fake-quant inside: no weight or activation quantizer, no output quantizer, and no
+    # min/max variables; the only variable is the wrapper's own optimizer step
+    assert list(noise._weight_vars) == [] and list(noise._quantize_activations) == []
+    assert list(noise._output_quantizers) == []
+    assert [v.name for v in noise.weights] == ["quant_noise/optimizer_step:0"]
+    # ...while the neighbouring conv really is fake-quantized (the check above can fail)
+    conv_vars = {v.name.split("/")[-1] for v in quantized.get_layer("quant_conv").weights}
+    assert {"kernel_min:0", "kernel_max:0"} <= conv_vars
     x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
     assert quantized.predict(x, verbose=0).shape == (2, 10)
 
 
+def _fake_quant_levels(model) -> dict[str, int]:
+    """Per wrapped weighted layer: the most distinct values any output channel of its kernel
+    holds after the layer's own weight quantizer (as in training) has fake-quantized it."""
+    out = {}
+    for layer in model.layers:
+        for weight, quantizer, variables in getattr(layer, "_weight_vars", []):
+            fq = quantizer(weight, training=True, weights=variables).numpy()
+            out[layer.name] = max(len(np.unique(c)) for c in np.moveaxis(fq, -1, 0))
+    return out
+
+
 def test_nbit_scheme_trains_a_simulated_model(tiny_model, test_images):
     model = qat.apply(qat.annotate(tiny_model), nbit=(4, 8))
+    levels = _fake_quant_levels(model)
+    assert len(levels) == 4, levels  # conv0, conv1, fc, logits
+    assert all(n <= 16 for n in levels.values()), levels  # 4 bits: at most 2**4 levels
+    eight = _fake_quant_levels(qat.apply(qat.annotate(tiny_model), nbit=(8, 8)))
+    assert max(eight.values()) > 16, eight  # the same kernels at 8 bits do use more levels
     x, y = test_images
     pred = model.predict(x, verbose=0).argmax(-1)
     assert np.mean(pred == y) > 0.3  # 4-bit weights without fine-tuning still classify

@@ -15,6 +15,15 @@ EXPECTED_IO = {
     "dynamic_wi8_afp32": "float32",
     "weight_only_wi4_afp32": "float32",
 }
+# Minimum top-1 agreement with the float Keras model on the test digits. 16-bit or float
+# activations leave only weight rounding (8-bit), so nearly every digit must agree; int8
+# activations round to 1/256 of their range; 4-bit weights (16 levels) move the logits more.
+MIN_AGREEMENT = {
+    "static_wi8_ai8": 0.97,
+    "static_wi8_ai16": 0.99,
+    "dynamic_wi8_afp32": 0.99,
+    "weight_only_wi4_afp32": 0.93,  # measured 0.97 on the tiny model
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,7 @@ def test_aeq_recipe_writes_model_and_recipe_and_tracks_keras(
         accuracy.BatchedModel(path, 100).predict(x).argmax(-1)
         == float_outputs(tiny_model, x).argmax(-1)
     )
-    assert agreement >= 0.8, agreement
+    assert agreement >= MIN_AGREEMENT[name], f"{name}: top-1 agreement {agreement:.3f}"
 
 
 def test_unknown_aeq_recipe_lists_valid_ones(float_tflite):

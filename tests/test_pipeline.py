@@ -93,3 +93,29 @@ def test_training_is_deterministic_for_a_seed(prepared, tmp_path):
         weights.append(model.get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_uint8_variant_gets_a_real_edgetpu_result(study):
+    """The tiny CNN is all CONV_2D/MAX_POOL/FC/SOFTMAX in uint8: it passes the gate and every
+    op maps. Without edgetpu_compiler (not installable here) the compile is `not_compiled`
+    with the install hint, never an error; with it, the real mapping must match."""
+    import shutil
+
+    from edgequant.edgetpu import compiler
+
+    workdir, results = study
+    on_disk = json.loads((workdir / "results.json").read_text())
+    checked = {v["name"]: v["edgetpu"] for v in on_disk["variants"] if "edgetpu" in v}
+    assert set(checked) == {"uint8"}  # the only variant with uint8 input and output
+    e = checked["uint8"]
+    assert e["gate"]["passed"] and e["gate"]["violations"] == [], e["gate"]
+    assert e["op_count"] > 0 and e["mapped_count"] == e["op_count"], e
+    assert e["fully_mapped"] and e["cpu_ops"] == [] and e["first_unmapped"] is None
+    if shutil.which("edgetpu_compiler") is None:
+        assert e["compile_status"] == "not_compiled"
+        assert e["compile_reason"].startswith(compiler.INSTALL_HINT)
+    else:
+        assert e["compile_status"] == "compiled", e["compile_reason"]
+        assert "comparison" in e
+    report = (workdir / "report.md").read_text()
+    assert f"| uint8 | pass | {e['op_count']}/{e['op_count']} | none | " in report

@@ -80,11 +80,6 @@ def test_results_store_skips_a_torn_last_line(tmp_path):
     assert results.records() == [first]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug (reported): ResultsStore.append writes right after a torn tail, so "
-    "the new record is glued onto the fragment and lost; append must start a new line",
-)
 def test_results_store_appends_after_a_torn_last_line(tmp_path):
     results, first = _torn_store(tmp_path)
     second = {"key": store.key("bb", "board", {"threads": 1}), "latency_ms": {"p50": 2.0}}

@@ -59,6 +59,9 @@ class ResultsStore:
             self._catch_up(fd)
             if "error" not in record and record.get("key") in self._done:
                 return False
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a writer killed mid-line: never glue onto its fragment
             os.write(fd, line)
             os.fsync(fd)
             if "error" not in record and "key" in record:

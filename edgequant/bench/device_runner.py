@@ -310,6 +310,7 @@ def _read(path):
 
 
 def sha256_file(path):
+    """The one sha256 helper of edgequant (here because this file must run alone on boards)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -6,13 +6,13 @@ the sha256 of every artifact, so any .tflite in a run folder can be traced and r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
 from edgequant import atomic
+from edgequant.bench.device_runner import sha256_file as sha256  # the one sha256 helper
 
 PACKAGES = (
     "tensorflow",
@@ -23,14 +23,6 @@ PACKAGES = (
     "numpy",
     "ml-collections",
 )
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic, config_check, rundir, usermodel
-from edgequant.cli import UserError
 from edgequant.data import preprocess, sources, stats
+from edgequant.errors import UserError
 from edgequant.evaluate import artifact, metrics
 from edgequant.evaluate.runner import SignatureModel
 from edgequant.quantize import aeq, convert, recipes

@@ -16,10 +16,10 @@ from edgequant import atomic, config_check, distribute, progress, rundir
 from edgequant import data as datasets
 from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
-from edgequant.cli import UserError
 from edgequant.data import calibration
 from edgequant.diagnose import stage as diagnose_stage
 from edgequant.edgetpu import stage as edgetpu_stage
+from edgequant.errors import UserError
 from edgequant.evaluate import accuracy
 from edgequant.evaluate import artifact as tflite_artifact
 from edgequant.quantize import aeq, convert, recipes

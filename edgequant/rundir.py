@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgequant import atomic
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 MARKER = ".edgequant-run"
 STAGING = ".staging-"

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from edgequant.bench import device_runner
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 
 def load_interpreter(model: str | Path | bytes, num_threads: int | None = None):

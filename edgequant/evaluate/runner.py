@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.cli import UserError
 from edgequant.data.sources import check_shape
+from edgequant.errors import UserError
 from edgequant.evaluate.artifact import load_interpreter
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 log = logging.getLogger(__name__)
 

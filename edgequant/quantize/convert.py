@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic
-from edgequant.cli import UserError
 from edgequant.data import calibration
+from edgequant.errors import UserError
 from edgequant.quantize.recipes import Granularity, Mode, Recipe
 
 

@@ -33,10 +33,6 @@ class Tensor:
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
 
-    @property
-    def quantized(self) -> bool:
-        return bool(self.scales)
-
 
 @dataclasses.dataclass(frozen=True)
 class Operator:

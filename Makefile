@@ -76,6 +76,8 @@ test-fast: venv
 lint: venv check-notebooks
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m ruff check --target-version=py37 edgequant/bench/device_runner.py
+	$(PY) -m ruff format --check --target-version=py37 edgequant/bench/device_runner.py
 
 # Execute every notebook top to bottom, small and offline (tests/test_notebooks.py does the same).
 notebooks: venv

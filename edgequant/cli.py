@@ -1,7 +1,7 @@
 """What every binary in tools/ shares: quiet TensorFlow start-up and one-line failures.
 
 Binaries stay thin: they define flags, call one library function inside `run`, and exit with its
-status. Library code raises `UserError` (or ValueError/FileNotFoundError for bad input); `run`
+status. Library code raises `errors.UserError` (or ValueError/FileNotFoundError for bad input); `run`
 turns those into a single `error: ...` line on stderr and exit status 2, so users see what to fix
 instead of a converter traceback. `--verbose` keeps TensorFlow's logs and full tracebacks.
 """
@@ -16,9 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-
-class UserError(Exception):
-    """An expected failure caused by input the user can fix; its message is the whole story."""
+from edgequant.errors import UserError  # also re-exported: binaries raise cli.UserError
 
 
 class Interrupted(KeyboardInterrupt):

@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic, config_check, rundir, usermodel
-from edgequant.cli import UserError
 from edgequant.data import preprocess, sources, stats
-from edgequant.evaluate import inspect as tfl_inspect
-from edgequant.evaluate import metrics
+from edgequant.errors import UserError
+from edgequant.evaluate import artifact, metrics
 from edgequant.evaluate.runner import SignatureModel
 from edgequant.quantize import aeq, convert, recipes
 
@@ -373,7 +372,7 @@ def build(study: Study, c: Candidate) -> dict:
 
 def describe(name, path, recipe: dict, weights: str, activations: str, n: int, step: str) -> dict:
     """A variant entry of deploy.json, before measurement."""
-    info = tfl_inspect.describe(path)
+    info = artifact.describe(path)
     full_integer = info["input_dtype"] in ("uint8", "int8") and activations in ("int8", "int16")
     return {
         "name": name,

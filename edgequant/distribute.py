@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from edgequant import atomic, config_check, distribute, progress, rundir
 from edgequant import data as datasets
 from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
-from edgequant.cli import UserError
 from edgequant.data import calibration
 from edgequant.diagnose import stage as diagnose_stage
 from edgequant.edgetpu import stage as edgetpu_stage
-from edgequant.evaluate import accuracy, inspect
+from edgequant.errors import UserError
+from edgequant.evaluate import accuracy
+from edgequant.evaluate import artifact as tflite_artifact
 from edgequant.quantize import aeq, convert, recipes
 from edgequant.report import html, manifest, markdown, plots
 from edgequant.search import autoquant
@@ -58,7 +59,7 @@ def describe_variant(study: Study, artifact: Artifact) -> dict:
     this one function, so all rows of the comparison are measured the same way.
     """
     path = artifact.path
-    info = inspect.describe(path)
+    info = tflite_artifact.describe(path)
     test = study.data.require("test")
     acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
     variant = {

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgequant import atomic
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 MARKER = ".edgequant-run"
 STAGING = ".staging-"
@@ -217,6 +217,7 @@ def verify(workdir: str | Path) -> list[str]:
     """
     import json
 
+    from edgequant.bench import device_runner
     from edgequant.report import manifest
 
     workdir = Path(workdir)
@@ -229,7 +230,7 @@ def verify(workdir: str | Path) -> list[str]:
         path = workdir / name
         if not path.is_file():
             problems.append(f"{name}: listed but missing")
-        elif manifest.sha256(path) != digest:
+        elif device_runner.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 does not match the manifest")
     present = manifest.build_artifacts(workdir)
     for name in sorted(set(present) - set(listed)):

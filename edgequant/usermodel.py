@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 FORMATS = ("keras3", "tf_keras", "h5", "saved_model", "tflite")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

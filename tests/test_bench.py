@@ -28,7 +28,7 @@ def test_benchmark_reports_phases_samples_and_environment(coral_dir):
     assert r["latency_ms"]["n"] == len(r["samples_ms"]) >= 20
     assert r["init_ms"] > 0 and r["first_invoke_ms"] > 0 and r["warmup"]["n"] >= 2
     assert r["runtime"] == "ai-edge-litert" and r["num_threads"] == 1
-    assert r["model_sha256"] == remote.sha256(model)
+    assert r["model_sha256"] == device_runner.sha256_file(model)
     env = r["environment"]
     assert env["cores"] >= 1 and env["python"] and env["numpy"] == np.__version__ and env["kernel"]
 

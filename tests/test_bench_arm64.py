@@ -35,9 +35,7 @@ def server(tmp_path_factory):
 
 
 def arm64(tmp_path: Path, python: Path = ARM64_PYTHON) -> Device:
-    return Device(
-        "arm64", Destination("loopdev"), str(python), str(tmp_path / "remote"), tags=("arm64",)
-    )
+    return Device("arm64", Destination("loopdev"), str(python), str(tmp_path / "remote"))
 
 
 def test_arm64_benchmark_is_labelled_emulated_and_checks_parity_in_lsb(server, tmp_path, coral_dir):

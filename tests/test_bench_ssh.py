@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgequant.bench import fleet, inventory, remote, store
+from edgequant.bench import device_runner, fleet, inventory, remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import Destination, RemoteError, Transport, TransportError
 from tests import sshd
@@ -73,7 +73,7 @@ def test_remote_benchmark_uses_device_runtime_and_caches_the_model(server, tmp_p
         second["latency_ms"]["n"] >= 10 and len(second["samples_ms"]) == second["latency_ms"]["n"]
     )
     cached = list((tmp_path / "remote" / "models").iterdir())
-    assert [p.name for p in cached] == [f"{remote.sha256(model)}.tflite"]
+    assert [p.name for p in cached] == [f"{device_runner.sha256_file(model)}.tflite"]
     assert any(
         "ControlMaster=auto" in " ".join(c) and "BatchMode=yes" in " ".join(c) for c in t.log
     )

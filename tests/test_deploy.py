@@ -11,9 +11,9 @@ import pytest
 
 import edgequant
 from edgequant import usermodel
-from edgequant.cli import UserError
 from edgequant.data import preprocess, sources
 from edgequant.data.folders import write_image_folder
+from edgequant.errors import UserError
 from tests.conftest import assert_one_line_error, ready, run_tool
 
 QUICK = {"bench.enabled": False, "recovery.enabled": False}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgequant.diagnose import calibration_check, layers
-from edgequant.evaluate import accuracy, inspect
+from edgequant.evaluate import accuracy, artifact
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_denylisted_layers_stay_float_and_the_model_still_works(
     path.write_bytes(
         layers.denylisted_model(tiny_model, representative, x[:8], [worst.tensor_name])
     )
-    interp = inspect.load_interpreter(path)
+    interp = artifact.load_interpreter(path)
     by_name = {t["name"]: t for t in interp.get_tensor_details()}
     assert by_name[worst.tensor_name]["dtype"] == np.float32
     expected = tiny_model.predict(x, verbose=0).argmax(-1)

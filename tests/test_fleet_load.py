@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from edgequant.bench import fleet, remote, store
+from edgequant.bench import device_runner, fleet, remote, store
 from tests.conftest import REPO, run_tool
 
 DEVICE_PYTHON = REPO / ".venv-device" / "bin" / "python"
@@ -78,7 +78,11 @@ def test_fleet_under_load_records_every_job_once_and_resumes_only_the_missing(tm
     # Read the stores back independently: expected keys from the models and device names.
     models = sorted((tmp_path / "w" / "models").glob("*.tflite"))
     settings = report["settings"]
-    keys = {store.key(remote.sha256(m), f"dev{d:02d}", settings) for m in models for d in range(4)}
+    keys = {
+        store.key(device_runner.sha256_file(m), f"dev{d:02d}", settings)
+        for m in models
+        for d in range(4)
+    }
     for name, expect_errors in (("clean", False), ("chaos", True)):
         records = store.ResultsStore(tmp_path / "w" / f"{name}.jsonl").records()
         assert {r["key"] for r in records} == keys  # nothing lost, nothing foreign

@@ -263,7 +263,7 @@ def main(argv):
     import shutil
     import tempfile
 
-    from edgequant.bench import remote, store
+    from edgequant.bench import device_runner, remote, store
 
     if not Path(_DEVICE_PY.value).is_file():
         raise FileNotFoundError(f"device python not found: {_DEVICE_PY.value} (make device-venv)")
@@ -282,7 +282,9 @@ def main(argv):
         warmup_min_secs=0.0,
     )  # fmt: skip
     keys = {
-        store.key(remote.sha256(m), d.name, settings.to_dict()) for m in models for d in devices
+        store.key(device_runner.sha256_file(m), d.name, settings.to_dict())
+        for m in models
+        for d in devices
     }
     report = {
         "devices": len(devices),

@@ -38,7 +38,7 @@ def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, flo
 
     import numpy as np
 
-    from edgequant.evaluate.inspect import load_interpreter
+    from edgequant.evaluate.artifact import load_interpreter
 
     interp = load_interpreter(model_path)
     inp = interp.get_input_details()[0]

@@ -40,8 +40,8 @@ def main(argv):
     from pathlib import Path
 
     from edgequant import deployment, usermodel
-    from edgequant.cli import UserError
     from edgequant.data import sources
+    from edgequant.errors import UserError
 
     config = _CONFIG.value
     cli.apply_flags(

@@ -176,8 +176,7 @@ NB = {
             "## Benchmark on a device over SSH\nDevices live in `configs/devices.toml`:\n\n```toml\n"
             '[devices.coral-devboard]\nssh = "mendel@coral-devboard"   # ~/.ssh/config alias or user@host:port\n'
             'python = "/usr/bin/python3"     # numpy<2 + tflite-runtime on the board\n'
-            'workdir = "~/.cache/edgequant"  # models cached by sha256\nedgetpu = true\n'
-            'tags = ["coral"]\n```\n\nHost keys are checked as your ssh is configured; results are '
+            'workdir = "~/.cache/edgequant"  # models cached by sha256\nedgetpu = true\n```\n\nHost keys are checked as your ssh is configured; results are '
             "appended to a JSONL store as they finish.",
         ),
         (

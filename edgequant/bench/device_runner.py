@@ -56,8 +56,8 @@ def _import_runtime(runtime):
                 version = "unknown"
             return mod, "ai-edge-litert " + version
         if runtime == "tflite_runtime":
-            from tflite_runtime import interpreter as mod
             import tflite_runtime
+            from tflite_runtime import interpreter as mod
 
             return mod, "tflite-runtime " + getattr(tflite_runtime, "__version__", "unknown")
         if runtime == "tf":
@@ -65,8 +65,8 @@ def _import_runtime(runtime):
 
             return tf.lite, "tensorflow " + tf.__version__
     except ImportError as e:
-        raise RunnerError("runtime %r is not installed here (%s)" % (runtime, e))
-    raise RunnerError("unknown runtime %r; choose one of %s" % (runtime, ", ".join(RUNTIMES)))
+        raise RunnerError(f"runtime {runtime!r} is not installed here ({e})") from None
+    raise RunnerError("unknown runtime {!r}; choose one of {}".format(runtime, ", ".join(RUNTIMES)))
 
 
 def installed_runtimes():
@@ -122,7 +122,7 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
     a missing delegate is a RunnerError.
     """
     if not os.path.isfile(model_path):
-        raise RunnerError("model not found: %s" % model_path)
+        raise RunnerError(f"model not found: {model_path}")
     edgetpu = edgetpu or needs_edgetpu(model_path)
     if edgetpu and runtime == "auto":
         # libedgetpu is documented with tflite_runtime.load_delegate (coral.ai/docs/edgetpu/
@@ -133,8 +133,13 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
             mod, version = _import_runtime("auto")
     else:
         mod, version = _import_runtime(runtime)
-    info = {"runtime": version.split(" ")[0], "runtime_version": version.split(" ")[-1],
-            "num_threads": num_threads, "xnnpack": bool(xnnpack), "delegate": None}
+    info = {
+        "runtime": version.split(" ")[0],
+        "runtime_version": version.split(" ")[-1],
+        "num_threads": num_threads,
+        "xnnpack": bool(xnnpack),
+        "delegate": None,
+    }
     kwargs = {"model_path": model_path}
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
@@ -148,19 +153,25 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
                 interpreter = coral_make_interpreter(model_path)
                 interpreter.allocate_tensors()
             except (ValueError, RuntimeError) as e:
-                raise RunnerError("Edge TPU interpreter could not be created (%s); is the "
-                                  "accelerator connected?" % str(e).splitlines()[0])
+                raise RunnerError(
+                    f"Edge TPU interpreter could not be created ({str(e).splitlines()[0]}); is the "
+                    "accelerator connected?"
+                ) from None
             info.update(runtime="pycoral", delegate="edgetpu:pycoral")
             return interpreter, info
         lib = EDGETPU_LIB.get(platform.system(), "libedgetpu.so.1")
         if edgetpu_available() is None:  # checked first: a failed load_delegate warns on exit
-            raise RunnerError("Edge TPU delegate %s could not be loaded (not installed); install "
-                              "libedgetpu (Coral's repository) and connect the accelerator" % lib)
+            raise RunnerError(
+                f"Edge TPU delegate {lib} could not be loaded (not installed); install "
+                "libedgetpu (Coral's repository) and connect the accelerator"
+            )
         try:
             delegate = mod.load_delegate(lib)
         except (ValueError, OSError, AttributeError) as e:
-            raise RunnerError("Edge TPU delegate %s could not be loaded (%s); install libedgetpu "
-                              "and check the accelerator is connected" % (lib, e))
+            raise RunnerError(
+                f"Edge TPU delegate {lib} could not be loaded ({e}); install libedgetpu "
+                "and check the accelerator is connected"
+            ) from None
         kwargs["experimental_delegates"] = [delegate]
         info["delegate"] = "edgetpu:" + lib
     elif not xnnpack:
@@ -175,7 +186,7 @@ def make_interpreter(model_path, runtime="auto", num_threads=None, xnnpack=True,
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunnerError("cannot load model %s: %s" % (model_path, msg))
+        raise RunnerError(f"cannot load model {model_path}: {msg}") from None
     return interpreter, info
 
 
@@ -214,8 +225,10 @@ def preprocess_image(image, spec):
     (preprocessing.json; fit 'stretch', method 'bilinear' or 'nearest'), so a board feeds a real
     image exactly as calibration and evaluation did, with numpy alone (Python 3.7)."""
     if spec.get("fit", "stretch") != "stretch" or spec.get("method") not in ("bilinear", "nearest"):
-        raise RunnerError("the device applies fit 'stretch' with bilinear or nearest resizing; "
-                          "preprocess this image on the host")
+        raise RunnerError(
+            "the device applies fit 'stretch' with bilinear or nearest resizing; "
+            "preprocess this image on the host"
+        )
     x = np.asarray(image, np.float32)
     if x.ndim == 2:
         x = x[:, :, None]
@@ -263,8 +276,13 @@ def run_image(model_path, image_path, spec_path, runtime="auto", num_threads=Non
         outputs[d["name"]] = ((y - zero_point) * scale if scale else y).ravel().tolist()
     first = np.asarray(next(iter(outputs.values())))
     result = dict(info)
-    result.update({"model": os.path.basename(model_path), "outputs": outputs,
-                   "top5": np.argsort(-first)[:5].tolist()})
+    result.update(
+        {
+            "model": os.path.basename(model_path),
+            "outputs": outputs,
+            "top5": np.argsort(-first)[:5].tolist(),
+        }
+    )
     return result
 
 
@@ -294,10 +312,16 @@ def summarize(samples_ms):
     n = len(s)
     mean = sum(s) / n if n else float("nan")
     std = math.sqrt(sum((x - mean) ** 2 for x in s) / n) if n else float("nan")
-    out = {"n": n, "min": s[0] if n else float("nan"), "max": s[-1] if n else float("nan"),
-           "mean": mean, "std": std, "percentile_method": "nearest-rank"}
+    out = {
+        "n": n,
+        "min": s[0] if n else float("nan"),
+        "max": s[-1] if n else float("nan"),
+        "mean": mean,
+        "std": std,
+        "percentile_method": "nearest-rank",
+    }
     for p in (50, 90, 95, 99):
-        out["p%d" % p] = percentile(s, p)
+        out[f"p{p}"] = percentile(s, p)
     return out
 
 
@@ -305,11 +329,12 @@ def _read(path):
     try:
         with open(path) as f:
             return f.read().strip()
-    except (IOError, OSError):
+    except OSError:
         return None
 
 
 def sha256_file(path):
+    """The one sha256 helper of edgequant (here because this file must run alone on boards)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -322,7 +347,7 @@ def _os_name():
     for line in (_read("/etc/os-release") or "").splitlines():
         if line.startswith("PRETTY_NAME="):
             return line.split("=", 1)[1].strip().strip('"')
-    return "%s %s" % (platform.system(), platform.release())
+    return f"{platform.system()} {platform.release()}"
 
 
 _ARM = ("aarch64", "arm64", "armv7l", "armv8l")
@@ -338,12 +363,15 @@ def detect_emulation(cpuinfo=None):
     """
     comm = _read("/proc/self/comm") or ""
     if comm.startswith("qemu-"):
-        return "running under qemu-user (process %s, %s Python)" % (comm, platform.machine())
+        return f"running under qemu-user (process {comm}, {platform.machine()} Python)"
     cpuinfo = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
     if platform.machine() in _ARM and "vendor_id" in (cpuinfo or ""):
-        vendor = [ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-                  if ln.startswith("vendor_id") and ":" in ln][0]
-        return "%s Python on a kernel reporting an x86 CPU (%s)" % (platform.machine(), vendor)
+        vendor = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.splitlines()
+            if ln.startswith("vendor_id") and ":" in ln
+        ][0]
+        return f"{platform.machine()} Python on a kernel reporting an x86 CPU ({vendor})"
     return None
 
 
@@ -363,8 +391,17 @@ def collect_environment():
                 break
         if cpu:
             break
-    governors = sorted(set(filter(None, (_read(p) for p in glob.glob(
-        "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")))))
+    governors = sorted(
+        set(
+            filter(
+                None,
+                (
+                    _read(p)
+                    for p in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")
+                ),
+            )
+        )
+    )
     temps = {}
     for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
         value = _read(os.path.join(zone, "temp"))
@@ -372,20 +409,27 @@ def collect_environment():
             temps[_read(os.path.join(zone, "type")) or os.path.basename(zone)] = int(value) / 1000.0
     throttled = None
     try:  # Raspberry Pi firmware; 0x0 means never throttled or under-volted
-        throttled = subprocess.check_output(["vcgencmd", "get_throttled"], stderr=subprocess.STDOUT,
-                                            timeout=5).decode().strip()
+        throttled = (
+            subprocess.check_output(
+                ["vcgencmd", "get_throttled"], stderr=subprocess.STDOUT, timeout=5
+            )
+            .decode()
+            .strip()
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     warnings = []
     if governors and governors != ["performance"]:
-        warnings.append("CPU governor is %s, not performance: latency may vary with frequency "
-                        "scaling (echo performance > /sys/devices/system/cpu/cpu*/cpufreq/"
-                        "scaling_governor)" % ",".join(governors))
+        warnings.append(
+            "CPU governor is {}, not performance: latency may vary with frequency "
+            "scaling (echo performance > /sys/devices/system/cpu/cpu*/cpufreq/"
+            "scaling_governor)".format(",".join(governors))
+        )
     emulation = detect_emulation(cpuinfo)
     cpu = cpu or platform.processor() or platform.machine()
     if emulation:
-        warnings.append("%s (%s)" % (EMULATED_LABEL, emulation))
-        cpu = "%s (the host's CPU, emulating %s)" % (cpu, platform.machine())
+        warnings.append(f"{EMULATED_LABEL} ({emulation})")
+        cpu = f"{cpu} (the host's CPU, emulating {platform.machine()})"
     return {
         "cpu_model": cpu,
         "cores": os.cpu_count(),
@@ -409,8 +453,15 @@ def check_golden(interpreter, golden_path, atol):
     expected = np.load(golden_path)
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     if got.shape != expected.shape:
-        return {"ok": False, "reason": "output shape %s, golden %s" % (list(got.shape), list(expected.shape))}
-    diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)))) if got.size else 0.0
+        return {
+            "ok": False,
+            "reason": f"output shape {list(got.shape)}, golden {list(expected.shape)}",
+        }
+    diff = (
+        float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
+        if got.size
+        else 0.0
+    )
     return {"ok": diff <= atol, "max_abs_diff": diff, "atol": atol}
 
 
@@ -422,7 +473,7 @@ def output_tensors(interpreter):
 def save_reference(interpreter, path):
     """Writes all outputs and their names as .npz: the host side of the parity check."""
     outs = output_tensors(interpreter)
-    arrays = dict(("output_%d" % i, o) for i, o in enumerate(outs))
+    arrays = {f"output_{i}": o for i, o in enumerate(outs)}
     arrays["names"] = np.array([d["name"] for d in interpreter.get_output_details()])
     with open(path, "wb") as f:
         np.savez(f, **arrays)
@@ -441,17 +492,19 @@ def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference
     """
     with np.load(reference_path) as ref:
         names = [str(n) for n in ref["names"]]
-        expected = [ref["output_%d" % i] for i in range(len(names))]
+        expected = [ref[f"output_{i}"] for i in range(len(names))]
     details = interpreter.get_output_details()
     got = output_tensors(interpreter)
-    who = "%s on the device vs %s" % (device_runtime, reference_runtime)
+    who = f"{device_runtime} on the device vs {reference_runtime}"
     if len(got) != len(expected):
-        return {"ok": False, "message": "%s: %d outputs vs %d" % (who, len(got), len(expected))}
+        return {"ok": False, "message": f"{who}: {len(got)} outputs vs {len(expected)}"}
     per_output, worst, ok = [], 0.0, True
     for d, g, e, name in zip(details, got, expected, names):
         if g.shape != e.shape:
-            return {"ok": False, "message": "%s: output %s has shape %s vs %s"
-                    % (who, name, list(g.shape), list(e.shape))}
+            return {
+                "ok": False,
+                "message": f"{who}: output {name} has shape {list(g.shape)} vs {list(e.shape)}",
+            }
         diff = float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
         if np.issubdtype(g.dtype, np.integer):
             unit, value, bound = "LSB", diff, float(max_lsb)
@@ -462,7 +515,9 @@ def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference
         ok = ok and value <= bound
         worst = max(worst, value) if unit == "LSB" else worst
     lsb = [o for o in per_output if o["unit"] == "LSB"]
-    summary = ", ".join("%s %.4g %s" % (o["name"], o["max_diff"], o["unit"]) for o in per_output)
+    summary = ", ".join(
+        "{} {:.4g} {}".format(o["name"], o["max_diff"], o["unit"]) for o in per_output
+    )
     return {
         "ok": ok,
         "max_lsb_diff": worst if lsb else None,
@@ -470,8 +525,9 @@ def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference
         "device_runtime": device_runtime,
         "reference_runtime": reference_runtime,
         "outputs": per_output,
-        "message": "%s: %s (%s; bound %g LSB)" % (who, "within bound" if ok else "OVER BOUND",
-                                                 summary, max_lsb),
+        "message": "{}: {} ({}; bound {:g} LSB)".format(
+            who, "within bound" if ok else "OVER BOUND", summary, max_lsb
+        ),
     }
 
 
@@ -490,10 +546,25 @@ def _timed_loop(invoke, min_runs, min_secs, max_secs):
     return samples
 
 
-def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetpu=False,
-              num_runs=100, min_secs=2.0, max_secs=60.0, warmup_runs=5, warmup_min_secs=0.5,
-              seed=0, golden=None, golden_atol=0.0, save_output=None, reference=None,
-              reference_runtime="reference", parity_lsb=8.0):
+def benchmark(
+    model_path,
+    runtime="auto",
+    num_threads=None,
+    xnnpack=True,
+    edgetpu=False,
+    num_runs=100,
+    min_secs=2.0,
+    max_secs=60.0,
+    warmup_runs=5,
+    warmup_min_secs=0.5,
+    seed=0,
+    golden=None,
+    golden_atol=0.0,
+    save_output=None,
+    reference=None,
+    reference_runtime="reference",
+    parity_lsb=8.0,
+):
     """Measures invoke latency of one model. Returns a JSON-serializable dict.
 
     `golden`: a .npy of the expected output 0 for the seeded inputs; a mismatch is reported in
@@ -512,9 +583,12 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
     interpreter.invoke()
     first_ms = (time.perf_counter() - t0) * 1e3
     golden_check = check_golden(interpreter, golden, golden_atol) if golden else None
-    runtime_text = "%s %s" % (info["runtime"], info["runtime_version"])
-    parity = (check_parity(interpreter, reference, parity_lsb, runtime_text, reference_runtime)
-              if reference else None)
+    runtime_text = "{} {}".format(info["runtime"], info["runtime_version"])
+    parity = (
+        check_parity(interpreter, reference, parity_lsb, runtime_text, reference_runtime)
+        if reference
+        else None
+    )
     if save_output:
         np.save(save_output, interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
     warm = _timed_loop(interpreter.invoke, warmup_runs, warmup_min_secs, max_secs)
@@ -524,27 +598,40 @@ def benchmark(model_path, runtime="auto", num_threads=None, xnnpack=True, edgetp
     cores = environment["cores"]
     over = bool(num_threads and cores and int(num_threads) > cores)
     if over:
-        warnings.append("--threads=%d is more than the %d cores here: threads time-share cores, "
-                        "so this latency is not the %d-thread figure" % (int(num_threads), cores,
-                                                                         int(num_threads)))
-    timing = {"init_ms": init_ms, "first_invoke_ms": first_ms, "warmup": summarize(warm),
-              "latency_ms": summarize(samples), "measured_secs": sum(samples) / 1e3,
-              "samples_ms": _thin(samples)}
+        warnings.append(
+            f"--threads={int(num_threads)} is more than the {cores} cores here: threads "
+            f"time-share cores, so this latency is not the {int(num_threads)}-thread figure"
+        )
+    timing = {
+        "init_ms": init_ms,
+        "first_invoke_ms": first_ms,
+        "warmup": summarize(warm),
+        "latency_ms": summarize(samples),
+        "measured_secs": sum(samples) / 1e3,
+        "samples_ms": _thin(samples),
+    }
     result = dict(info)
-    result.update({
-        "model": os.path.basename(model_path),
-        "model_sha256": sha256_file(model_path),
-        "golden_check": golden_check,
-        "parity": parity,
-        "environment": environment,
-        "threads_over_cores": over,
-        "warnings": warnings,
-        "timestamp": time.time(),
-        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings": {"num_runs": num_runs, "min_secs": min_secs, "max_secs": max_secs,
-                     "warmup_runs": warmup_runs, "warmup_min_secs": warmup_min_secs,
-                     "seed": seed},
-    })
+    result.update(
+        {
+            "model": os.path.basename(model_path),
+            "model_sha256": sha256_file(model_path),
+            "golden_check": golden_check,
+            "parity": parity,
+            "environment": environment,
+            "threads_over_cores": over,
+            "warnings": warnings,
+            "timestamp": time.time(),
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": {
+                "num_runs": num_runs,
+                "min_secs": min_secs,
+                "max_secs": max_secs,
+                "warmup_runs": warmup_runs,
+                "warmup_min_secs": warmup_min_secs,
+                "seed": seed,
+            },
+        }
+    )
     if environment["emulated"]:
         # An emulator's timings are not a board's: keep them for the functional record only.
         result["emulated"] = dict(timing, label=EMULATED_LABEL, reason=environment["emulated"])
@@ -559,8 +646,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?")
     parser.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIMES)
-    parser.add_argument("--list_runtimes", action="store_true",
-                        help="print the installed runtimes and the environment, then exit")
+    parser.add_argument(
+        "--list_runtimes",
+        action="store_true",
+        help="print the installed runtimes and the environment, then exit",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no_xnnpack", action="store_true")
     parser.add_argument("--edgetpu", action="store_true")
@@ -577,16 +667,24 @@ def main(argv=None):
     parser.add_argument("--reference_runtime", default="reference")
     parser.add_argument("--parity_lsb", type=float, default=8.0)
     parser.add_argument("--environment_only", action="store_true")
-    parser.add_argument("--image", default=None,
-                        help="a .npy of uint8 pixels to classify instead of benchmarking")
+    parser.add_argument(
+        "--image", default=None, help="a .npy of uint8 pixels to classify instead of benchmarking"
+    )
     parser.add_argument("--preprocessing", default=None, help="the bundle's preprocessing.json")
     args = parser.parse_args(argv)
     if args.environment_only:
         print(json.dumps(collect_environment()))
         return 0
     if args.list_runtimes:
-        print(json.dumps({"runtimes": installed_runtimes(), "edgetpu": edgetpu_available(),
-                          "environment": collect_environment()}))
+        print(
+            json.dumps(
+                {
+                    "runtimes": installed_runtimes(),
+                    "edgetpu": edgetpu_available(),
+                    "environment": collect_environment(),
+                }
+            )
+        )
         return 0
     if not args.model:
         parser.error("a model is required")
@@ -594,18 +692,37 @@ def main(argv=None):
         if not args.preprocessing:
             parser.error("--image needs --preprocessing=preprocessing.json")
         try:
-            print(json.dumps(run_image(args.model, args.image, args.preprocessing, args.runtime,
-                                       args.threads)))
+            print(
+                json.dumps(
+                    run_image(
+                        args.model, args.image, args.preprocessing, args.runtime, args.threads
+                    )
+                )
+            )
         except RunnerError as e:
             print(json.dumps({"error": str(e), "kind": "runner"}))
             return 2
         return 0
     try:
-        result = benchmark(args.model, args.runtime, args.threads, not args.no_xnnpack,
-                           args.edgetpu, args.num_runs, args.min_secs, args.max_secs,
-                           args.warmup_runs, args.warmup_min_secs, args.seed, args.golden,
-                           args.golden_atol, args.save_output, args.reference,
-                           args.reference_runtime, args.parity_lsb)
+        result = benchmark(
+            args.model,
+            args.runtime,
+            args.threads,
+            not args.no_xnnpack,
+            args.edgetpu,
+            args.num_runs,
+            args.min_secs,
+            args.max_secs,
+            args.warmup_runs,
+            args.warmup_min_secs,
+            args.seed,
+            args.golden,
+            args.golden_atol,
+            args.save_output,
+            args.reference,
+            args.reference_runtime,
+            args.parity_lsb,
+        )
     except RunnerError as e:
         print(json.dumps({"error": str(e), "kind": "runner"}))
         return 2

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgequant import progress
-from edgequant.bench import remote, store
+from edgequant.bench import device_runner, remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import RemoteError, Transport, TransportError
 
@@ -63,7 +63,9 @@ def plan(
     results: store.ResultsStore,
 ) -> dict[str, list[Job]]:
     """Device name -> its jobs without a success in the store (one per distinct model)."""
-    hashes = {Path(m): remote.sha256(m) for m in models}  # each model read once, not per device
+    hashes = {
+        Path(m): device_runner.sha256_file(m) for m in models
+    }  # each model read once, not per device
     done = results.done()
     out: dict[str, list[Job]] = {}
     for d in devices:

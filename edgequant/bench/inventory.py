@@ -5,7 +5,6 @@ ssh = "mendel@coral.local"        # an ~/.ssh/config alias, or user@host[:port]
 python = "/usr/bin/python3"       # remote Python with numpy + tflite_runtime (or ai_edge_litert)
 workdir = "~/.cache/edgequant"    # models and the runner are cached here by content hash
 edgetpu = true                    # benchmark *_edgetpu.tflite through libedgetpu
-tags = ["coral", "arm64"]
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import tomllib
 
 from edgequant.bench.ssh import Destination
 
-_FIELDS = {"ssh", "python", "workdir", "edgetpu", "tags"}
+_FIELDS = {"ssh", "python", "workdir", "edgetpu"}
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "configs" / "devices.toml"
 
@@ -29,7 +28,6 @@ class Device:
     python: str = "python3"
     workdir: str = "~/.cache/edgequant"
     edgetpu: bool = False
-    tags: tuple[str, ...] = ()
 
 
 def load(path: str | Path) -> dict[str, Device]:
@@ -55,7 +53,6 @@ def load(path: str | Path) -> dict[str, Device]:
             entry.get("python", "python3"),
             entry.get("workdir", "~/.cache/edgequant"),
             bool(entry.get("edgetpu", False)),
-            tuple(entry.get("tags", ())),
         )
     return devices
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import platform
 import shlex
@@ -75,10 +74,6 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def remote_dir(workdir: str) -> str:
     """ssh starts in the home directory, so '~/x' is sent as the relative 'x' (quoting would
     otherwise stop the remote shell from expanding the tilde)."""
@@ -112,7 +107,7 @@ def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
     Computed once per (model, seed) per process, under a lock because fleet threads share it;
     the file name carries the LiteRT version, so a device never keeps a stale reference.
     """
-    k = (sha256(model), seed)
+    k = (device_runner.sha256_file(model), seed)
     with _REFERENCE_LOCK:
         if k not in _REFERENCES:
             _REFERENCES[k] = _compute_reference(model, *k)
@@ -137,7 +132,7 @@ def _compute_reference(model: Path, model_sha: str, seed: int) -> tuple[Path, st
 def probe(device: Device, transport: Transport, timeout: float = 300.0) -> dict:
     """{"runtimes": {name: "package version"}, "environment": {...}} of the device's Python."""
     base = remote_dir(device.workdir)
-    remote_runner = f"{base}/runner-{sha256(RUNNER)[:16]}.py"
+    remote_runner = f"{base}/runner-{device_runner.sha256_file(RUNNER)[:16]}.py"
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
     rc, out, err = transport.call([device.python, remote_runner, "--list_runtimes"], timeout)
     if rc != 0:
@@ -171,9 +166,9 @@ def run_on_device(
     if not model.is_file():
         raise FileNotFoundError(f"model not found: {model}")
     base = remote_dir(device.workdir)
-    model_sha = sha256(model)
+    model_sha = device_runner.sha256_file(model)
     remote_model = f"{base}/models/{model_sha}.tflite"
-    remote_runner = f"{base}/runner-{sha256(RUNNER)[:16]}.py"
+    remote_runner = f"{base}/runner-{device_runner.sha256_file(RUNNER)[:16]}.py"
     sent_model = _upload_if_missing(transport, model, remote_model, timeout)
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
 

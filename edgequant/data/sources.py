@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.cli import UserError
 from edgequant.data.preprocess import Preprocessing, apply_batch, apply_tf
+from edgequant.errors import UserError
 from edgequant.usermodel import shapes_match
 
 log = logging.getLogger(__name__)

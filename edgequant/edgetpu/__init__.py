@@ -12,7 +12,7 @@ repair.repair(model, calibration, approximate) -> RepairResult   rewrite Keras s
 """
 
 from edgequant.edgetpu.analyzer import Analysis, analyze
-from edgequant.edgetpu.compiled import compare_with_prediction, cpu_ops, is_compiled
+from edgequant.edgetpu.compiled import compare_with_prediction, cpu_ops
 from edgequant.edgetpu.compiler import (
     CompileOptions,
     CompileResult,
@@ -36,6 +36,5 @@ __all__ = [
     "compile_models",
     "cpu_ops",
     "find_compiler",
-    "is_compiled",
     "repair_file",
 ]

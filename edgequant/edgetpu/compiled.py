@@ -34,10 +34,6 @@ def cpu_ops(compiled: str | Path, source: str | Path) -> set[int]:
     return found
 
 
-def is_compiled(path: str | Path) -> bool:
-    return any(op.custom_code == COMPILED for op in TFLiteModel.load(path).operators)
-
-
 def compare_with_prediction(analysis: Analysis, compiled: str | Path) -> dict:
     """Differences between the analyzer's prediction and what the compiler really did."""
     truth = cpu_ops(compiled, analysis.path)

@@ -16,7 +16,6 @@ import dataclasses
 
 DOC = "coral.ai/docs/edgetpu/models-intro#supported-operations"
 CHG = "google-coral/edgetpu CHANGES.md"
-OBS = "observed in compiled Coral test models and published compiler logs"
 # Op version 3 of the resizes (half_pixel_centers, the TF2 default) was refused by compilers 14
 # and 15 as "Operation version not supported" (google-coral/edgetpu#187, #396, #420; the v14
 # tiny_yolo log in tests/data/compiler_f3.txt) and mapped by 16.0: a real pose model compiled by
@@ -33,10 +32,32 @@ TILE_SRC = "observed: a real v16-compiled segmentation model maps TILE (not in C
 COMPILER_MAJOR = 16  # the last public edgetpu_compiler (16.0.384591198, 2021)
 
 
+# Every constraint name a row may carry; analyzer._constraint implements each one. A name outside
+# this set fails at import (a typo must not read as "no constraint", i.e. supported).
+RULES = frozenset(
+    {
+        "concat_constant_zero",
+        "fc_default_weights",
+        "fc_output_1d",
+        "mean_spatial_size",
+        "mean_z_multiple_of_4",
+        "no_batch_axis",
+        "no_batch_pad",
+        "no_fused_activation",
+        "prelu_alpha_1d",
+        "quantize_int_to_int",
+        "resize_exact",
+        "same_dilation",
+        "softmax_1d",
+        "strides_one",
+    }
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class OpSupport:
     op: str  # TFLite builtin name
-    constraints: tuple[str, ...] = ()  # rule keys checked by analyzer.RULES
+    constraints: tuple[str, ...] = ()  # names from RULES, checked by analyzer._constraint
     note: str = ""
     source: str = DOC
     min_runtime: int | None = None
@@ -45,6 +66,11 @@ class OpSupport:
     max_version: int | None = None
     # Older compilers' limits: ((last compiler major it applies to, highest op version), ...).
     older_max_version: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self):
+        unknown = sorted(set(self.constraints) - RULES)
+        if unknown:
+            raise ValueError(f"{self.op}: unknown rule name(s) {unknown}; known: {sorted(RULES)}")
 
     def version_limit(self, compiler_major: int) -> int | None:
         """Highest op version compiler `compiler_major` maps (None: no known limit)."""
@@ -151,6 +177,8 @@ UNCERTAIN_RULES = {
     "mean_spatial_size": "google-coral/edgetpu#461, #183",
 }
 MEAN_MAX_SPATIAL = 16384
+if not set(UNCERTAIN_RULES) <= RULES:
+    raise ValueError(f"UNCERTAIN_RULES names unknown rules: {sorted(set(UNCERTAIN_RULES) - RULES)}")
 
 SUPPORTED: dict[str, OpSupport] = {row.op: row for row in _ROWS}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import progress
-from edgequant.evaluate.inspect import load_interpreter
+from edgequant.evaluate.artifact import load_interpreter
 from edgequant.evaluate.runner import dequantize, quantize
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from edgequant import progress
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 
 def is_classifier_shaped(shape) -> bool:

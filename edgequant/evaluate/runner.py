@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.cli import UserError
 from edgequant.data.sources import check_shape
-from edgequant.evaluate.inspect import load_interpreter
+from edgequant.errors import UserError
+from edgequant.evaluate.artifact import load_interpreter
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ RECIPES = (
 
 
 def _signature_input(float_path: str | Path) -> tuple[str, str]:
-    from edgequant.evaluate.inspect import load_interpreter
+    from edgequant.evaluate.artifact import load_interpreter
 
     sigs = load_interpreter(float_path).get_signature_list()
     if not sigs:

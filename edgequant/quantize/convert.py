@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic
-from edgequant.cli import UserError
 from edgequant.data import calibration
+from edgequant.errors import UserError
 from edgequant.quantize.recipes import Granularity, Mode, Recipe
 
 
@@ -102,21 +102,10 @@ def convert(model, recipe: Recipe, representative: np.ndarray | None = None) -> 
 
 
 def float_ops(content: bytes) -> list[str]:
-    """Ops (as 'INDEX:NAME') with a float32 input or output tensor, ignoring I/O QUANTIZE and
-    DEQUANTIZE that only convert at the model boundary."""
-    from edgequant.evaluate import inspect as tfl_inspect
+    """Ops that stay float in a converted model (see `TFLiteModel.float_ops`, the one detector)."""
+    from edgequant.tflite.model import TFLiteModel
 
-    interp = tfl_inspect.load_interpreter(content)
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    boundary = {d["index"] for d in interp.get_input_details() + interp.get_output_details()}
-    out = []
-    for op in interp._get_ops_details():
-        names = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
-        is_float = [tensors[i]["dtype"] == np.float32 for i in names if i in tensors]
-        touches_boundary = any(i in boundary for i in names)
-        if any(is_float) and not (op["op_name"] in ("QUANTIZE", "DEQUANTIZE") and touches_boundary):
-            out.append(f"{op['index']}:{op['op_name']}")
-    return out
+    return TFLiteModel(content).float_ops()
 
 
 def write(content: bytes, recipe: Recipe, out_dir: str | Path) -> Path:

@@ -41,7 +41,6 @@ class Granularity(str, enum.Enum):
 
 _CALIBRATED = {Mode.INT8_FALLBACK, Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _FULL_INTEGER = {Mode.INT8, Mode.UINT8, Mode.INT16X8}
-_IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +68,6 @@ class Recipe(JsonData):
     def full_integer(self) -> bool:
         """True when no float op may remain: the converter must fail rather than fall back."""
         return self.mode in _FULL_INTEGER
-
-    @property
-    def io_dtype(self) -> str:
-        return _IO_DTYPE.get(self.mode, "float32")
 
     def to_dict(self) -> dict:
         return {

@@ -1,18 +1,20 @@
 """manifest.json: everything needed to say where a run's numbers came from.
 
-Versions of the whole stack, the seed, the full config, the dataset source and split sizes, and
+Versions of the whole stack, the project's git commit (and whether tracked files differ from it),
+the seed, the full config, the dataset source and split sizes, and
 the sha256 of every artifact, so any .tflite in a run folder can be traced and re-made.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from edgequant import atomic
+from edgequant.bench.device_runner import sha256_file as sha256  # the one sha256 helper
 
 PACKAGES = (
     "tensorflow",
@@ -25,12 +27,30 @@ PACKAGES = (
 )
 
 
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def git_state(root: str | Path = ROOT) -> dict[str, str | bool]:
+    """{"commit", "dirty"} of the project's git checkout, "unknown" for both outside one (an
+    installed copy, an exported tarball, no git): the code that made a run is part of its story."""
+    unknown: dict[str, str | bool] = {"commit": "unknown", "dirty": "unknown"}
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != Path(root).resolve():
+        return unknown  # not a checkout, or a folder inside some other repository
+    commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    if commit is None or status is None:
+        return unknown  # e.g. a fresh repository with no commit yet
+    return {"commit": commit.strip(), "dirty": bool(status.strip())}
 
 
 def versions() -> dict[str, str]:
@@ -60,6 +80,7 @@ def build(config, dataset_info: dict, workdir: str | Path) -> dict:
     artifacts = build_artifacts(workdir)
     return {
         "versions": versions(),
+        "git": git_state(),
         "seed": config.seed,
         "config": json.loads(config.to_json_best_effort()),
         "dataset": dataset_info,

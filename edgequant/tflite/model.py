@@ -33,10 +33,6 @@ class Tensor:
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
 
-    @property
-    def quantized(self) -> bool:
-        return bool(self.scales)
-
 
 @dataclasses.dataclass(frozen=True)
 class Operator:
@@ -215,10 +211,24 @@ class TFLiteModel:
         return buf.DataAsNumpy().view(dtype).reshape(t.shape or ())
 
     def op_histogram(self) -> dict[str, int]:
+        """{op label: count} of the main graph, sorted by label (custom ops by their code)."""
         counts: dict[str, int] = {}
         for op in self.operators:
             counts[op.label] = counts.get(op.label, 0) + 1
         return dict(sorted(counts.items()))
+
+    def float_ops(self) -> list[str]:
+        """Ops (as 'INDEX:LABEL') with a float32 input or output tensor, ignoring the QUANTIZE
+        and DEQUANTIZE that only convert at the model boundary (float I/O of an integer model)."""
+        boundary = set(self.inputs) | set(self.outputs)
+        out = []
+        for op in self.operators:
+            used = [i for i in (*op.inputs, *op.outputs) if i >= 0]
+            is_float = any(self.tensors[i].dtype == "FLOAT32" for i in used)
+            at_boundary = op.op in ("QUANTIZE", "DEQUANTIZE") and any(i in boundary for i in used)
+            if is_float and not at_boundary:
+                out.append(f"{op.index}:{op.label}")
+        return out
 
 
 def dtype_of(name: str):

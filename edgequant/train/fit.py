@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import atomic, distribute
-from edgequant.cli import UserError
 from edgequant.data.dataset import Dataset
+from edgequant.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ import fnmatch
 import math
 from pathlib import Path
 
-from edgequant.cli import UserError
 from edgequant.data.dataset import Dataset
+from edgequant.errors import UserError
 from edgequant.train import fit
 
 # Layers that carry no quantization-relevant arithmetic, or are folded by tfmot's transforms.

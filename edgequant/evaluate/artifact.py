@@ -6,13 +6,12 @@ inspection and benchmarking load models the same way (LiteRT on the host).
 
 from __future__ import annotations
 
-import collections
 import os
 import tempfile
 from pathlib import Path
 
 from edgequant.bench import device_runner
-from edgequant.cli import UserError
+from edgequant.errors import UserError
 
 
 def load_interpreter(model: str | Path | bytes, num_threads: int | None = None):
@@ -47,15 +46,16 @@ def _tensor_info(detail: dict) -> dict:
 
 def describe(path: str | Path) -> dict:
     """size_bytes, input/output dtypes and tensors, op histogram of a .tflite file."""
+    from edgequant.tflite.model import TFLiteModel  # the flatbuffer reader imports TensorFlow
+
     interp = load_interpreter(path)
     inputs = [_tensor_info(d) for d in interp.get_input_details()]
     outputs = [_tensor_info(d) for d in interp.get_output_details()]
-    ops = collections.Counter(op["op_name"] for op in interp._get_ops_details())
     return {
         "size_bytes": Path(path).stat().st_size,
         "input_dtype": inputs[0]["dtype"],
         "output_dtype": outputs[0]["dtype"],
         "inputs": inputs,
         "outputs": outputs,
-        "op_histogram": dict(sorted(ops.items())),
+        "op_histogram": TFLiteModel.load(path).op_histogram(),
     }

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edgequant import pipeline
+from edgequant.bench import device_runner
 from edgequant.quantize import recipes
-from edgequant.report import manifest
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_manifest_hashes_every_artifact(study):
     assert {"tensorflow", "tf-keras", "ai-edge-litert", "numpy", "python"} <= man["versions"].keys()
     for v in results["variants"]:
         rel = Path(v["path"]).name
-        assert man["artifacts_sha256"][rel] == manifest.sha256(v["path"])
+        assert man["artifacts_sha256"][rel] == device_runner.sha256_file(v["path"])
 
 
 def test_report_table_has_one_row_per_variant(study):

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from edgequant import atomic
-from edgequant.bench.device_runner import sha256_file as sha256  # the one sha256 helper
+from edgequant.bench.device_runner import sha256_file  # the one sha256 helper
 
 PACKAGES = (
     "tensorflow",
@@ -67,7 +67,7 @@ def build_artifacts(workdir: str | Path) -> dict[str, str]:
     """{relative path: sha256} of every model and JSON file in `workdir` (not the manifest)."""
     workdir = Path(workdir)
     return {
-        str(p.relative_to(workdir)): sha256(p)
+        str(p.relative_to(workdir)): sha256_file(p)
         for p in sorted(workdir.rglob("*"))
         if p.is_file()
         and p.suffix in (".tflite", ".keras", ".json")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edgequant.evaluate import accuracy, inspect
+from edgequant.evaluate import accuracy, artifact
 from edgequant.quantize import aeq, convert, recipes
 from tests.conftest import float_outputs
 
@@ -39,7 +39,7 @@ def test_aeq_recipe_writes_model_and_recipe_and_tracks_keras(
     name, float_tflite, representative, tiny_model, test_images
 ):
     path = aeq.quantize(float_tflite, name, representative, float_tflite.parent)
-    info = inspect.describe(path)
+    info = artifact.describe(path)
     assert info["input_dtype"] == EXPECTED_IO[name]
     assert info["size_bytes"] < float_tflite.stat().st_size
     saved = json.loads(path.with_suffix(".recipe.json").read_text())

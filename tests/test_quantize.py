@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgequant.cli import UserError
-from edgequant.evaluate import accuracy, inspect
+from edgequant.evaluate import accuracy, artifact
 from edgequant.quantize import convert, recipes
 from tests.conftest import float_outputs
 
@@ -88,7 +88,7 @@ def test_recipe_agrees_with_keras_within_tolerance(name, converted, tiny_model, 
 
 @pytest.mark.parametrize("name", recipes.PTQ_RECIPES)
 def test_recipe_io_dtypes_are_as_promised(name, converted):
-    info = inspect.describe(converted[name])
+    info = artifact.describe(converted[name])
     want = IO_DTYPE.get(name, "float32")
     assert info["input_dtype"] == want and info["output_dtype"] == want
     assert (converted[name].with_suffix(".recipe.json")).is_file()
@@ -96,7 +96,7 @@ def test_recipe_io_dtypes_are_as_promised(name, converted):
 
 def test_uint8_input_is_exactly_the_pixel_value(converted):
     """Inputs in [0, 1] make the converter pick scale 1/255 and zero point 0."""
-    (inp,) = inspect.describe(converted["uint8"])["inputs"]
+    (inp,) = artifact.describe(converted["uint8"])["inputs"]
     assert inp["zero_point"] == 0 and inp["scale"] == pytest.approx(1 / 255, rel=1e-4)
 
 

@@ -41,6 +41,7 @@ class Granularity(str, enum.Enum):
 
 _CALIBRATED = {Mode.INT8_FALLBACK, Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _FULL_INTEGER = {Mode.INT8, Mode.UINT8, Mode.INT16X8}
+_IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,11 @@ class Recipe(JsonData):
     def full_integer(self) -> bool:
         """True when no float op may remain: the converter must fail rather than fall back."""
         return self.mode in _FULL_INTEGER
+
+    @property
+    def io_dtype(self) -> str:
+        """The model's input and output dtype this recipe promises (the table above)."""
+        return _IO_DTYPE.get(self.mode, "float32")
 
     def to_dict(self) -> dict:
         return {

@@ -27,6 +27,7 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid ones.
     """
     from configs import deploy as deploy_config_module
+    from edgequant.config_check import set_key
 
     config = deploy_config_module.get_config()
     config.model.path = str(model)
@@ -44,15 +45,12 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
             value = str(value)
         if isinstance(value, list | tuple) and dotted.startswith("preprocess."):
             value = ",".join(str(v) for v in value)
-        *sections, name = dotted.split(".")
-        node = config
-        for s in sections:
-            node = node[s]
-        if name not in node:
+        try:
+            set_key(config, dotted, value)
+        except ValueError:
             raise ValueError(
                 f"unknown deploy option '{key}'; valid: {sorted(aliases)} or config keys"
-            )
-        node[name] = value
+            ) from None
     return deploy_config(config, out_dir)
 
 

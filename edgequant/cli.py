@@ -264,14 +264,11 @@ def define_verbose_flag() -> None:
 def apply_flags(config, shorthands) -> None:
     """Copies each given shorthand flag into its dotted config key (`(flag, "data.path")`), so a
     binary's plain flags and `--config.key` overrides share one home for defaults."""
+    from edgequant.config_check import set_key
+
     for flag, key in shorthands:
-        if flag.value is None:
-            continue
-        *sections, name = key.split(".")
-        node = config
-        for section in sections:
-            node = node[section]
-        node[name] = flag.value
+        if flag.value is not None:
+            set_key(config, key, flag.value)
 
 
 def report(numbers: dict, output_json: str | None) -> None:

@@ -25,6 +25,19 @@ def _names(value) -> tuple[str, ...]:
     return tuple(out)
 
 
+def set_key(config, dotted: str, value) -> None:
+    """Sets `config.a.b = value` from "a.b"; an unknown key names itself (ValueError)."""
+    *sections, name = dotted.split(".")
+    node = config
+    for section in sections:
+        if section not in node:
+            raise ValueError(f"unknown config key '{dotted}'")
+        node = node[section]
+    if name not in node:
+        raise ValueError(f"unknown config key '{dotted}'")
+    node[name] = value
+
+
 def _set(block, key: str, value) -> None:
     with block.ignore_type():
         block[key] = value

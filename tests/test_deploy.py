@@ -575,3 +575,10 @@ def test_deploy_fix_converts_the_repaired_model_and_maps_it_fully(tmp_path):
     assert [o["name"] for o in result["model"]["outputs"]] == names  # the user's names
     assert min(v["metrics"]["sqnr_db"].values()) > 20
     assert "Edge TPU repair" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_unknown_deploy_option_names_itself(tmp_path):
+    with pytest.raises(ValueError, match="unknown deploy option 'budget.max_dorp_pp'"):
+        edgequant.deploy("m.keras", "data", tmp_path, **{"budget.max_dorp_pp": 1.0})
+    with pytest.raises(ValueError, match="unknown deploy option 'colour'"):
+        edgequant.deploy("m.keras", "data", tmp_path, colour="rgb")

@@ -8,7 +8,9 @@
 
 from ml_collections import ConfigDict
 
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 
 def get_config() -> ConfigDict:

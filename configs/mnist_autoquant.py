@@ -9,7 +9,9 @@ calibration images. Plain PTQ then loses tens of points; the search must bring u
 
 from ml_collections import ConfigDict
 
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 
 def get_config():

@@ -5,7 +5,9 @@ FULLY_CONNECTED, SOFTMAX: all on the Edge TPU op list, static batch of 1).
   python tools/pipeline.py --config=configs/mnist_edgetpu.py --workdir=runs/mnist_edgetpu
 """
 
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 
 def get_config():

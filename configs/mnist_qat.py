@@ -6,7 +6,9 @@ qat_int8, with Keras-vs-TFLite parity and an experimental 4-bit-weight simulatio
 
 from ml_collections import ConfigDict
 
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 
 def get_config():

@@ -3,7 +3,9 @@
 python tools/pipeline.py --config=configs/test.py --workdir=/tmp/eq-test
 """
 
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 
 def get_config():

@@ -10,7 +10,9 @@ One process, for comparison:
 
 from ml_collections import ConfigDict
 
-from configs import test
+from edgequant import workspace
+
+test = workspace.config_module("test")
 
 
 def get_config():

@@ -26,10 +26,10 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     input_range=(lo, hi), mean, std, color, resize, signature, or any dotted key such as
     `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid ones.
     """
-    from configs import deploy as deploy_config_module
+    from edgequant import workspace
     from edgequant.config_check import set_key
 
-    config = deploy_config_module.get_config()
+    config = workspace.config("deploy")
     config.model.path = str(model)
     config.data.path = str(data)
     aliases = {

@@ -55,8 +55,6 @@ KEPT_BY_DEFAULT = (
     "every file written so far is complete (writes are atomic); nothing partial was left"
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 
 def project_path(relative: str) -> str:
     """`relative` (e.g. "configs/mnist.py") inside the project, whatever the current directory.
@@ -64,7 +62,9 @@ def project_path(relative: str) -> str:
     Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
     any folder; paths the user passes stay relative to where the user is.
     """
-    return str(PROJECT_ROOT / relative)
+    from edgequant import workspace
+
+    return str(workspace.path(relative))
 
 
 _stderr_fd = 2  # the terminal's stderr, also while quiet_tensorflow mutes fd 2

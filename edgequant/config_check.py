@@ -70,7 +70,7 @@ class _Problems(list):
 
 def validate(config) -> None:
     """Raises ValueError naming every invalid setting in `config`; splits comma-separated recipes."""
-    import models
+    from edgequant import zoo
     from edgequant.quantize import aeq, recipes
     from edgequant.search import autoquant
 
@@ -81,7 +81,7 @@ def validate(config) -> None:
     model = config.get("model")
     deploying = model is not None and bool(model.get("path"))  # the user's model: no zoo
     if model is not None and not deploying:
-        p.choice(model.name, models.NAMES, "model.name", "model")
+        p.choice(model.name, zoo.names(), "model.name", "model")
         shape = tuple(model.get("input_shape", ()) or ())
         if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
             p.append(f"model.input_shape must be positive integers, got {shape!r}")

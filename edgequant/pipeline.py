@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import models
-from edgequant import atomic, config_check, distribute, progress, rundir
+from edgequant import atomic, config_check, distribute, progress, rundir, zoo
 from edgequant import data as datasets
 from edgequant.bench import device_runner, latency
 from edgequant.bench import stage as bench_stage
@@ -44,7 +43,7 @@ def build_model(config, num_classes: int):
     # Made first: multi-worker collectives must be set up before any TF op. The model itself is
     # built plain; fit.train trains a copy inside the strategy's scope (see fit.replica).
     fit.strategy(config)
-    return models.build(
+    return zoo.build(
         config.model.name,
         tuple(config.model.input_shape),
         num_classes,
@@ -131,8 +130,8 @@ def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]
     model = build_model(config, data.num_classes)
     trained = fit.train(model, data, config, workdir, verbose=verbose)
     widen = config.model.get("widen")
-    if widen is not None and widen.factor != 1:  # a hard case: see models.widen_activation_range
-        models.widen_activation_range(
+    if widen is not None and widen.factor != 1:  # a hard case: see zoo.widen_activation_range
+        zoo.widen_activation_range(
             model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
         )
         with atomic.target(trained.model_path) as tmp:

@@ -99,11 +99,11 @@ def prepared(digits):
 @pytest.fixture(scope="session")
 def tiny_model(digits):
     """A small mnist_cnn trained for two epochs on the offline training split (~90% accurate)."""
-    import models
+    from edgequant import zoo
     from edgequant.train import fit
 
     fit.set_seed(0)
-    model = models.build("mnist_cnn", (28, 28, 1), 10, filters=(8, 16), dense_units=32, dropout=0.0)
+    model = zoo.build("mnist_cnn", (28, 28, 1), 10, filters=(8, 16), dense_units=32, dropout=0.0)
     x = ready(digits.train.x[:2000])
     fit.compile_model(model, 3e-3, 200)
     model.fit(x, digits.train.y[:2000], batch_size=32, epochs=2, verbose=0)

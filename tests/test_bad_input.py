@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgequant import atomic, config_check, rundir
+from edgequant import atomic, config_check, rundir, workspace
 from edgequant.data import idx
 from tests.conftest import REPO, assert_one_line_error, run_tool
 
@@ -158,7 +158,7 @@ def test_relocate_rewrites_only_paths_inside_staging():
 
 
 def _test_config():
-    from configs import test
+    test = workspace.config_module("test")
 
     config = test.get_config()
     config.lock()

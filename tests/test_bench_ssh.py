@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgequant import workspace
 from edgequant.bench import device_runner, fleet, inventory, remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import Destination, RemoteError, Transport, TransportError
@@ -245,7 +246,7 @@ def test_inventory_device_resolves_by_name(server, tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_benchmarks_its_variants_on_the_configured_device(server, tmp_path):
-    from configs import test as test_config
+    test_config = workspace.config_module("test")
     from edgequant import pipeline
 
     config = test_config.get_config()

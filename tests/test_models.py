@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import models
+from edgequant import zoo as models
 
 
 def test_unknown_model_lists_valid_names():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgequant import pipeline
+from edgequant import pipeline, workspace
 from edgequant.bench import device_runner
 from edgequant.quantize import recipes
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from configs import test as test_config
+    test_config = workspace.config_module("test")
 
     workdir = tmp_path_factory.mktemp("study")
     results = pipeline.run(test_config.get_config(), workdir, verbose=0)
@@ -41,7 +41,7 @@ def test_results_follow_the_documented_schema(study):
     assert (
         on_disk["float"]["path"].endswith("float.keras") and 0 < on_disk["float"]["accuracy"] <= 1
     )
-    from configs import test as test_config
+    test_config = workspace.config_module("test")
 
     aeq_names = [f"aeq_{n}" for n in test_config.get_config().quantize.aeq_recipes]
     assert [v["name"] for v in on_disk["variants"]] == list(recipes.PTQ_RECIPES) + aeq_names
@@ -81,7 +81,7 @@ def test_report_table_has_one_row_per_variant(study):
 
 
 def test_training_is_deterministic_for_a_seed(prepared, tmp_path):
-    from configs import test as test_config
+    test_config = workspace.config_module("test")
     from edgequant.train import fit
 
     config = test_config.get_config()

@@ -120,7 +120,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from configs import test as test_config
+from edgequant import workspace
+
+test_config = workspace.config_module("test")
 from edgequant import pipeline
 from edgequant.train import fit
 config = test_config.get_config()

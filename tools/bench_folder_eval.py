@@ -9,7 +9,7 @@ bookkeeping), so the ratio is edgequant's own overhead. Peak RSS is reported for
 process: the folder streams, so it is bounded by the batch, not by the number of images.
 """
 
-from edgequant import cli
+from edgequant import cli, workspace
 
 cli.quiet_tensorflow()
 
@@ -73,7 +73,7 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
     """What `tools/evaluate.py` does: the library's evaluation of one model."""
     import time
 
-    from configs import deploy
+    deploy = workspace.config_module("deploy")
     from edgequant import deployment
 
     config = deploy.get_config()

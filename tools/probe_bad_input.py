@@ -10,7 +10,7 @@ exactly one `error:` line containing the expected words; run folders are checked
 Exit status: 0 every case clean, 1 otherwise.
 """
 
-from edgequant import cli
+from edgequant import cli, workspace
 
 cli.quiet_tensorflow()
 
@@ -34,7 +34,7 @@ _ONLY = flags.DEFINE_list("only", [], "Run only these classes (default: all).")
 _KEEP = flags.DEFINE_bool("keep", False, "Keep the scratch folder.")
 cli.define_verbose_flag()
 
-REPO = Path(cli.PROJECT_ROOT)
+REPO = workspace.ROOT
 TEST = "--config=configs/test.py"
 AUTOQUANT = "--config=configs/mnist_autoquant.py"
 FAST = [  # the smallest real pipeline: one epoch, no AEQ, no benchmark

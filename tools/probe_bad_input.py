@@ -309,34 +309,14 @@ def cases(f: dict[str, str], scratch: Path) -> list[Case]:
             + [f"--output_json={f['afile']}/x.json"],
         )
     )
-    for tool, rest in (("pipeline", FAST), ("train", [TEST])):
-        add(
-            Case(
-                "paths",
-                tool,
-                [*rest, f"--workdir={mnt}/run"],
-                mount="ro,size=1m",
-                needles=("Read-only file system",),
-            )
-        )
-    add(
-        Case(
-            "paths",
-            "quantize",
-            [*q, f"--out_dir={mnt}"],
-            mount="size=16k",
-            needles=("No space left on device",),
-        )
+    full_disks = (
+        ("pipeline", [*FAST, f"--workdir={mnt}/run"], "ro,size=1m", "Read-only file system"),
+        ("train", [TEST, f"--workdir={mnt}/run"], "ro,size=1m", "Read-only file system"),
+        ("quantize", [*q, f"--out_dir={mnt}"], "size=16k", "No space left on device"),
+        ("pipeline", [*FAST, f"--workdir={mnt}/run"], "size=200k", "No space left on device"),
     )
-    add(
-        Case(
-            "paths",
-            "pipeline",
-            [*FAST, f"--workdir={mnt}/run"],
-            mount="size=200k",
-            needles=("No space left on device",),
-        )
-    )
+    for tool, args, mount, needle in full_disks:
+        add(Case("paths", tool, args, mount=mount, needles=(needle,)))
     # --- another current directory: defaults come from the project
     add(Case("cwd", "quantize", q + [f"--out_dir={s}/q_cwd"], exit=0, cwd="/"))
     add(

@@ -126,27 +126,19 @@ _ROWS = (
     OpSupport("RELU6"),
     OpSupport("RELU_N1_TO_1"),
     OpSupport("RESHAPE", (), "Certain reshapes might not be mapped for large tensor sizes."),
-    OpSupport(
-        "RESIZE_BILINEAR",
-        ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
-        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
-        DOC,
-        None,
-        "uncertain",
-        None,
-        ((15, 2),),
-    ),
-    OpSupport(
-        "RESIZE_NEAREST_NEIGHBOR",
-        ("resize_exact",),
-        "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
-        "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
-        DOC,
-        None,
-        "uncertain",
-        None,
-        ((15, 2),),
+    *(
+        OpSupport(
+            resize,
+            ("resize_exact",),
+            "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
+            "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
+            DOC,
+            None,
+            "uncertain",
+            None,
+            ((15, 2),),
+        )
+        for resize in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
     ),
     OpSupport("RSQRT", (), "", DOC, 14, "uncertain"),
     OpSupport("SLICE"),

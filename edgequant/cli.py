@@ -275,8 +275,9 @@ def report(numbers: dict, output_json: str | None) -> None:
     """A benchmark's numbers on stdout, and as JSON in `output_json` when given."""
     import json
 
-    text = json.dumps(numbers, indent=1)
-    print(text)
+    from edgequant import atomic
+
+    print(json.dumps(numbers, indent=1))
     if output_json:
         Path(output_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(output_json).write_text(text + "\n")
+        atomic.write_json(output_json, numbers)

@@ -6,7 +6,7 @@ Prints the plain-conversion mapping, every rewrite with its measured max output 
 mapping after repair; writes results.json and the demo/fixed models into out_dir.
 """
 
-from edgequant import cli
+from edgequant import atomic, cli
 
 cli.quiet_tensorflow()
 
@@ -32,7 +32,6 @@ def demo_model(k):
 
 
 def main(argv):
-    import json
     from pathlib import Path
 
     import keras
@@ -56,7 +55,7 @@ def main(argv):
             results[tag] = result.to_dict()
             print(f"== {tag} ({src.name} -> {fixed.name})")
             print(result.summary())
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    atomic.write_json(out / "results.json", results)
     print(f"wrote {out / 'results.json'}")
     return 0
 

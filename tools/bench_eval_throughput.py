@@ -23,7 +23,6 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    import json
     import time
 
     import numpy as np
@@ -76,9 +75,7 @@ def main(argv):
         f"evaluator: {eval_rate:,.0f} images/s   bare LiteRT loop: {bare_rate:,.0f} images/s   "
         f"ratio {result['ratio']:.2f} ({len(x)} images, batch {b})"
     )
-    if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump(result, f, indent=1)
+    cli.report(result, _OUT.value)
     return 0
 
 

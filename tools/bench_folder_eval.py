@@ -84,7 +84,6 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
 
 
 def main(argv):
-    import json
     import platform
 
     from edgequant import usermodel
@@ -119,9 +118,7 @@ def main(argv):
         f"{report['ratio']:.2f}; top-1 {100 * report['top1']:.2f}%; peak RSS "
         f"{report['peak_rss_mb']:.0f} MB"
     )
-    if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump(report, f, indent=1)
+    cli.report(report, _OUT.value)
     return 0
 
 

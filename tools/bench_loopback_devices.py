@@ -9,7 +9,7 @@ the machine, the emulation label and the output difference to the host's LiteRT 
 the devices first: make device-x86 device-arm64 (make test does).
 """
 
-from edgequant import cli
+from edgequant import atomic, cli
 
 cli.quiet_tensorflow()
 
@@ -24,7 +24,6 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    import json
     import tempfile
     from pathlib import Path
 
@@ -73,7 +72,7 @@ def main(argv):
         for r in slim:
             if r.get("emulated"):
                 r["emulated"] = {k: v for k, v in r["emulated"].items() if k != "samples_ms"}
-        Path(_OUT.value).write_text(json.dumps(slim, indent=1))
+        atomic.write_json(_OUT.value, slim)
     return 0
 
 

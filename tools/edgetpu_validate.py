@@ -3,10 +3,10 @@
   python tools/edgetpu_validate.py --pairs=../shared/data/coral --logs=tests/data/compiler_f*.txt
 Prints, per compiled pair, whether the predicted CPU ops equal the real ones and the predicted vs
 real on-chip parameter bytes; per compiler log, the cache capacity it implies and whether the
-fits/streams rule agrees. Writes JSON with --json_out. Exit status 1 if any pair mismatches.
+fits/streams rule agrees. Writes JSON with --output_json. Exit status 1 if any pair mismatches.
 """
 
-from edgequant import cli
+from edgequant import atomic, cli
 
 cli.quiet_tensorflow()
 
@@ -14,13 +14,12 @@ from absl import flags  # noqa: E402
 
 _PAIRS = flags.DEFINE_string("pairs", None, "Folder with X.tflite + X_edgetpu.tflite pairs.")
 _LOGS = flags.DEFINE_list("logs", [], "Compiler log texts (stdout or .log files).")
-_JSON = flags.DEFINE_string("json_out", None, "Also write the rows as JSON here.")
+_JSON = flags.DEFINE_string("output_json", None, "Also write the rows as JSON here.")
 cli.define_verbose_flag()
 
 
 def main(argv):
     import glob
-    import json
 
     from edgequant.edgetpu import validate
 
@@ -45,8 +44,7 @@ def main(argv):
             f"predicted {r['predicted']}, actual {r['actual']}"
         )
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump({"pairs": pairs, "logs": logs}, f, indent=1)
+        atomic.write_json(_JSON.value, {"pairs": pairs, "logs": logs})
     return 0 if all(r["matches"] for r in pairs) else 1
 
 

@@ -36,7 +36,9 @@ def test_check_flags_outputs_a_stale_notebook_and_a_missing_source(tmp_path):
     nb = nbformat.read(notebook, as_version=4)
     code = next(c for c in nb.cells if c.cell_type == "code")
     code.execution_count = 3
-    code.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
+    code.outputs = [
+        nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)
+    ]
     nbformat.write(nb, notebook)
     proc = run_tool("check_notebooks", f"--dir={tmp_path}")
     assert proc.returncode == 1

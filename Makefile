@@ -83,6 +83,9 @@ lint: venv check-notebooks
 notebooks: venv
 	$(PY) tools/run_notebooks.py
 
+# The notebooks' sources are notebooks/src/*.py (jupytext percent format); after editing one, run
+# `$(PY) tools/make_notebooks.py`. This check fails when a committed .ipynb has outputs or is not
+# exactly what make_notebooks writes from its source.
 check-notebooks: venv
 	$(PY) tools/check_notebooks.py
 

@@ -1,18 +1,23 @@
-"""Fails when a committed notebook carries outputs or execution counts; --fix strips them.
+"""Fails when a committed notebook is not exactly what tools/make_notebooks.py writes from its
+source: outputs or execution counts left in, a source edited without regenerating, a notebook
+without a source, or a source without its notebook.
 
-python tools/check_notebooks.py [--fix]
+  python tools/check_notebooks.py [--dir=notebooks] [path/to/NN_x.ipynb ...]
+Without paths it checks every notebook in --dir and every source in --dir/src.
+The fix is always the same: edit notebooks/src/NN_x.py, then run tools/make_notebooks.py.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+import make_notebooks  # the generator beside this file (tools/ is on sys.path for a script)
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+FIX = "edit notebooks/src/ and run python tools/make_notebooks.py"
 
 
-def dirty_cells(nb) -> list[int]:
+def dirty_cells(nb: nbformat.NotebookNode) -> list[int]:
     return [
         i
         for i, c in enumerate(nb.cells)
@@ -20,31 +25,47 @@ def dirty_cells(nb) -> list[int]:
     ]
 
 
-def main(argv=None) -> int:
+def _shown(path: Path) -> str:
+    """A path as the user typed it: relative to the working folder when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def problems(notebook: Path) -> list[str]:
+    """What is wrong with one notebook (empty when it is clean and up to date)."""
+    out = []
+    cells = dirty_cells(nbformat.read(notebook, as_version=4))
+    if cells:
+        out.append(f"has outputs or execution counts in cells {cells}")
+    source = notebook.parent / "src" / f"{notebook.stem}.py"
+    if not source.is_file():
+        out.append(f"has no source {_shown(source)}")
+    elif notebook.read_text() != make_notebooks.render(source):
+        out.append(f"is out of date with {_shown(source)}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fix", action="store_true")
+    parser.add_argument("--dir", type=Path, default=make_notebooks.NOTEBOOKS)
     parser.add_argument("paths", nargs="*")
     args = parser.parse_args(argv)
-    paths = [Path(p) for p in args.paths] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if args.paths:
+        notebooks, orphans = [Path(p) for p in args.paths], []
+    else:
+        notebooks = sorted(args.dir.glob("*.ipynb"))
+        sources = make_notebooks.sources(args.dir / "src")
+        orphans = [s for s in sources if not make_notebooks.target(s).is_file()]
     bad = 0
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        cells = dirty_cells(nb)
-        if not cells:
-            continue
-        if args.fix:
-            for c in nb.cells:
-                if c.cell_type == "code":
-                    c.outputs, c.execution_count = [], None
-            nbformat.write(nb, path)
-            print(f"stripped {path.name}")
-        else:
+    for notebook in notebooks:
+        for problem in problems(notebook):
             bad += 1
-            print(
-                f"error: {path.name} has outputs or execution counts in cells {cells}; "
-                "run tools/check_notebooks.py --fix",
-                file=sys.stderr,
-            )
+            print(f"error: {notebook.name} {problem}; {FIX}", file=sys.stderr)
+    for source in orphans:
+        bad += 1
+        print(f"error: {source.name} has no notebook; {FIX}", file=sys.stderr)
     return 1 if bad else 0
 
 

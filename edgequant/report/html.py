@@ -1,16 +1,28 @@
 """report.html: the same content as report.md, self-contained (plots embedded as data URIs).
 
 The HTML is rendered from report.md rather than built a second time, so the two can never
-disagree; only the small Markdown subset the report writer emits is understood (headings,
-tables, lists, images, paragraphs, `code` and **bold**).
+disagree. The renderer is markdown-it-py (CommonMark, plus the GFM table rule the reports use
+for every comparison), not a hand-written subset. Three choices keep the page safe to open
+and to mail around as one file:
+- raw HTML in the Markdown is off (`html=False`), so a model, layer or class name such as
+  `<script>` is shown as text, never injected;
+- every image is a local file under the report's folder, embedded as a `data:` URI; the page
+  fetches nothing, so it reads the same offline and in a mail client;
+- an image that cannot be embedded (missing, outside the folder, remote, not an image) becomes a
+  visible placeholder naming it, so a failed plot does not lose the rest of the report.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import re
+import itertools
+import mimetypes
+import urllib.parse
 from pathlib import Path
+from typing import Any
+
+from markdown_it import MarkdownIt
 
 from edgequant import atomic
 
@@ -20,85 +32,68 @@ padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #333}h2{margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:.3em .6em}th{background:#f2f2f2}
-td.num{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fafafa}
+td[style*=right]{font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}code{background:#f4f4f4;padding:0 .2em}
+.missing{display:inline-block;border:1px dashed #c00;color:#c00;padding:.3em .6em}
 """
 
 
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-
-
-def _image(alt: str, src: str, workdir: Path) -> str:
-    path = workdir / src
+def _embed(src: str, workdir: Path) -> tuple[str | None, str]:
+    """(data URI, "") for a local image under `workdir`, else (None, why it is not shown)."""
+    if ":" in src.split("/", 1)[0]:  # http:, https:, data:, file: ... : nothing is fetched
+        return None, "not a local file"
+    path = (workdir / urllib.parse.unquote(src)).resolve()  # markdown-it %-encodes the URL
+    if not path.is_relative_to(workdir.resolve()):
+        return None, "outside the report folder"
     if not path.is_file():
-        return f"<p><em>missing plot {html.escape(src)}</em></p>"
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></p>'
+        return None, "missing"
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if not mime.startswith("image/"):
+        return None, "not an image"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}", ""
 
 
-def _table(rows: list[str]) -> str:
-    cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
-    head, body = cells[0], [r for r in cells[2:]]
-    align = [c.strip().endswith(":") for c in cells[1]] if len(cells) > 1 else []
-    out = ["<table><thead><tr>", *(f"<th>{_inline(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for r in body:
-        out.append("<tr>")
-        for i, c in enumerate(r):
-            cls = ' class="num"' if i < len(align) and align[i] else ""
-            out.append(f"<td{cls}>{_inline(c)}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+def _image(self: Any, tokens: list, idx: int, options: Any, env: dict) -> str:
+    """markdown-it render rule for `![alt](src)`: the embedded image or a placeholder."""
+    token = tokens[idx]
+    src = token.attrGet("src") or ""
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    uri, why = _embed(src, env["workdir"])
+    if uri is None:
+        return f'<span class="missing">image {html.escape(src)} not shown: {why}</span>'
+    return f'<img alt="{html.escape(alt)}" src="{uri}">'
+
+
+def _renderer() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.add_render_rule("image", _image)
+    return md
+
+
+def _title(md: MarkdownIt, markdown: str) -> str:
+    """The first level-1 heading as plain text (the browser tab's name)."""
+    tokens = md.parse(markdown)
+    for opening, inline in itertools.pairwise(tokens):
+        if opening.type == "heading_open" and opening.tag == "h1":
+            return "".join(
+                t.content for t in inline.children or [] if t.type in ("text", "code_inline")
+            )
+    return "edgequant report"
 
 
 def render(markdown: str, workdir: str | Path) -> str:
-    workdir = Path(workdir)
-    lines = markdown.splitlines()
-    out: list[str] = []
-    i = 0
-    title = "edgequant report"
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("|"):
-            j = i
-            while j < len(lines) and lines[j].startswith("|"):
-                j += 1
-            out.append(_table(lines[i:j]))
-            i = j
-            continue
-        m = re.match(r"^(#{1,3}) (.*)", line)
-        img = re.match(r"^!\[([^\]]*)\]\(([^)]+)\)$", line.strip())
-        if m:
-            level = len(m.group(1))
-            if level == 1:
-                title = m.group(2)
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-        elif img:
-            out.append(_image(img.group(1), img.group(2), workdir))
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and (lines[i].startswith("- ") or lines[i].startswith("  ")):
-                if lines[i].startswith("- "):
-                    items.append(_inline(lines[i][2:]))
-                else:
-                    items[-1] += "<br>" + _inline(lines[i].strip())
-                i += 1
-            out.append("<ul>" + "".join(f"<li>{x}</li>" for x in items) + "</ul>")
-            continue
-        elif line.strip():
-            out.append(f"<p>{_inline(line)}</p>")
-        i += 1
-    body = "\n".join(out)
+    """The self-contained HTML page for `markdown`; images resolve against `workdir`."""
+    md = _renderer()
+    body = md.render(markdown, {"workdir": Path(workdir)})
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        f"<title>{html.escape(_title(md, markdown))}</title><style>{_CSS}</style></head>\n"
+        f"<body>\n{body}</body></html>\n"
     )
 
 
 def write(workdir: str | Path) -> Path:
+    """workdir/report.md -> workdir/report.html."""
     workdir = Path(workdir)
     path = workdir / "report.html"
     atomic.write_text(path, render((workdir / "report.md").read_text(), workdir))

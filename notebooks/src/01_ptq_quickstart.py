@@ -17,7 +17,9 @@ bench_min_secs = 2.0
 workdir = "runs/nb01_ptq"
 
 # %%
-from configs import mnist
+from edgequant import workspace
+
+mnist = workspace.config_module("mnist")
 
 config = mnist.get_config()
 config.train.epochs = epochs

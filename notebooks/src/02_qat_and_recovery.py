@@ -17,8 +17,10 @@ qat_epochs = 3
 workdir = "runs/nb02_qat"
 
 # %%
-from configs import mnist_autoquant, mnist_qat
-from edgequant import pipeline
+from edgequant import pipeline, workspace
+
+mnist_autoquant = workspace.config_module("mnist_autoquant")
+mnist_qat = workspace.config_module("mnist_qat")
 
 config = mnist_qat.get_config()
 config.train.epochs = epochs

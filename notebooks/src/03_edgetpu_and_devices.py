@@ -18,8 +18,9 @@ remote_python = ""
 bench_min_secs = 2.0
 
 # %%
-from configs import mnist_edgetpu
-from edgequant import pipeline
+from edgequant import pipeline, workspace
+
+mnist_edgetpu = workspace.config_module("mnist_edgetpu")
 
 config = mnist_edgetpu.get_config()
 config.train.epochs = epochs

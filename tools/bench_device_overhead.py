@@ -61,7 +61,7 @@ def main(argv):
         device, _MODEL.value, settings, t
     )  # also deploys and opens the master
     base = remote.remote_dir(device.workdir)
-    remote_model = f"{base}/models/{remote.sha256(_MODEL.value)}.tflite"
+    remote_model = f"{base}/models/{device_runner.sha256_file(_MODEL.value)}.tflite"
     bare = float(
         t.run(
             [device.python, "-c", _BARE_LOOP, remote_model, str(_THREADS.value), str(_SECS.value)],

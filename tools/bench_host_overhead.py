@@ -26,22 +26,6 @@ _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here.")
 flags.mark_flag_as_required("model")
 cli.define_verbose_flag()
 
-_BARE_LOOP = """
-import sys, time, numpy as np
-from ai_edge_litert.interpreter import Interpreter
-it = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2])); it.allocate_tensors()
-for d in it.get_input_details():
-    info = np.iinfo(d["dtype"]) if np.issubdtype(d["dtype"], np.integer) else None
-    x = np.random.RandomState(0).randint(info.min, info.max + 1, d["shape"]).astype(d["dtype"]) if info else np.random.rand(*d["shape"]).astype(d["dtype"])
-    it.set_tensor(d["index"], x)
-for _ in range(5): it.invoke()
-t = []
-end = time.perf_counter() + float(sys.argv[3])
-while time.perf_counter() < end or len(t) < 100:
-    t0 = time.perf_counter(); it.invoke(); t.append((time.perf_counter() - t0) * 1e3)
-t.sort(); print(t[len(t) // 2])
-"""
-
 
 def _warm_tensorflow() -> None:
     """Make this process look like the pipeline's: TF imported, its pools started by a fit."""
@@ -56,7 +40,6 @@ def _warm_tensorflow() -> None:
 
 
 def main(argv):
-    import json
     import os
     import platform
     import statistics
@@ -65,7 +48,7 @@ def main(argv):
     import time
     from pathlib import Path
 
-    from edgequant.bench import device_runner, host, settings
+    from edgequant.bench import bare_loop, device_runner, host, settings
 
     s = settings.Settings(
         runtime="litert", threads=_THREADS.value, min_secs=_SECS.value, parity_lsb=None
@@ -82,7 +65,7 @@ def main(argv):
         busy += r["warmup"]["n"] * r["warmup"]["mean"] / 1e3
         harness.append(r["latency_ms"]["p50"])
         overhead.append(wall - busy)
-        cmd = [sys.executable, "-c", _BARE_LOOP, _MODEL.value, str(_THREADS.value)]
+        cmd = [sys.executable, "-c", bare_loop.script("litert"), _MODEL.value, str(_THREADS.value)]
         out = subprocess.run([*cmd, str(_SECS.value)], capture_output=True, text=True, check=True)
         bare.append(float(out.stdout.strip()))
         ip = device_runner.benchmark(
@@ -112,11 +95,7 @@ def main(argv):
         "load_average": list(os.getloadavg()),
         "runtime": f"{r['runtime']} {r['runtime_version']}",
     }
-    for k, v in result.items():
-        if k != "per_round":
-            print(f"{k:30} {v:.4f}" if isinstance(v, float) else f"{k:30} {v}")
-    if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(result, indent=1))
+    cli.report(result, _OUT.value)
     return 0
 
 

@@ -28,7 +28,6 @@ from edgequant.bench.settings import Settings
 from edgequant.bench.ssh import RemoteError, Transport
 
 RUNNER = Path(device_runner.__file__)
-__all__ = ["RUNNER", "Settings", "host_reference", "probe", "run_on_device"]
 
 
 def remote_dir(workdir: str) -> str:

@@ -64,6 +64,7 @@ def get_config() -> ConfigDict:
 
     c.evaluate.batch_size = 64
     c.bench.threads = (1,)
+    # Half the study's measuring time: a deploy ranks a few variants, it is not a study.
     c.bench.num_runs = 50
     c.bench.min_secs = 1.0
     return c

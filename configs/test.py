@@ -17,7 +17,9 @@ def get_config():
     c.train.augment.enabled = False
     c.quantize.calibration_size = 50
     c.bench.threads = (1,)
+    # Deliberately short: a smoke run checks the path, not the number.
     c.bench.num_runs = 10
     c.bench.min_secs = 0.05
     c.bench.warmup_runs = 2
+    c.bench.warmup_min_secs = 0.0
     return c

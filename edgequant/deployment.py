@@ -582,9 +582,7 @@ def edgetpu_checks(study: Study, variants: list[dict]) -> None:
     from edgequant.edgetpu import stage as edgetpu_stage
 
     cfg = study.config.edgetpu
-    for v in variants:
-        if v["input_dtype"] != "uint8" or v["output_dtype"] != "uint8":
-            continue
+    for v in filter(edgetpu_stage.is_edgetpu_variant, variants):
         entry = edgetpu_stage.check_variant(v, cfg, study.out_dir / "edgetpu")
         v["gate"] = "pass" if entry["gate"]["passed"] else "fail"
         v["edgetpu"] = {"mapped": entry["mapped_count"], "total": entry["op_count"], **entry}

@@ -239,3 +239,72 @@ def test_a_record_keeps_at_most_a_thousand_samples_but_percentiles_use_all(coral
     )
     assert r["latency_ms"]["n"] >= 5000 and len(r["samples_ms"]) == device_runner.MAX_SAMPLES
     assert 0 < r["measured_secs"] <= 0.2 + 1.0  # invoke time only, within the wall time
+
+
+def test_device_runner_literal_defaults_equal_the_one_home():
+    """device_runner.py runs alone on boards and cannot import settings.py: its copy must match."""
+    import inspect
+
+    from edgequant.bench import settings
+
+    home = settings.DEFAULT
+    assert device_runner.DEFAULT_SETTINGS == {
+        k: getattr(home, k) for k in device_runner.DEFAULT_SETTINGS
+    }
+    assert set(settings.CONFIG_FIELDS) <= device_runner.DEFAULT_SETTINGS.keys()
+    args = device_runner.make_parser().parse_args(["m.tflite"])
+    signature = inspect.signature(device_runner.benchmark).parameters
+    for k, v in device_runner.DEFAULT_SETTINGS.items():
+        assert getattr(args, k) == v and signature[k].default == v, k
+    # Settings() on the command line is exactly the runner's own defaults.
+    assert device_runner.make_parser().parse_args(["m.tflite", *home.runner_args()]) == args
+
+
+def test_configs_and_the_tool_flags_read_the_one_home():
+    from configs import mnist, test
+    from edgequant.bench import settings
+
+    base = mnist.get_config().bench
+    assert {k: base[k] for k in settings.CONFIG_FIELDS} == {
+        k: getattr(settings.DEFAULT, k) for k in settings.CONFIG_FIELDS
+    }
+    assert settings.from_config(base) == settings.DEFAULT
+    quick = settings.from_config(test.get_config().bench, runtime="litert")
+    assert quick.runtime == "litert" and quick.num_runs == 10 and quick.max_secs == 60.0
+    helpfull = run_tool("benchmark", "--helpfull").stdout
+    for flag in ("num_runs", "min_secs", "max_secs", "warmup_runs", "warmup_min_secs", "seed"):
+        block = helpfull.split(f"--{flag}:", 1)[1].split("--", 1)[0]
+        assert f"(default: '{getattr(settings.DEFAULT, flag)}')" in block, (flag, block)
+
+
+def test_pipeline_host_latency_and_the_tool_run_the_same_command(coral_dir, tmp_path):
+    """One host-latency path: the pipeline (bench/latency.py) and tools/benchmark.py both start
+    the device runner through host.benchmark_in_subprocess, with the same command line."""
+    from ml_collections import ConfigDict
+
+    from edgequant.bench import latency
+
+    model = coral_dir / "split_concat.tflite"
+    cfg = ConfigDict(
+        {"threads": (1,), "num_runs": 5, "min_secs": 0.01, "warmup_runs": 1, "warmup_min_secs": 0.0}
+    )
+    (run,) = latency.host_latency(model, cfg)
+    assert (
+        run["threads"] == 1 and run["latency_ms"]["n"] >= 5 and run["runtime"] == "ai-edge-litert"
+    )
+    out = tmp_path / "r.json"
+    proc = run_tool(
+        "benchmark",
+        f"--model={model}",
+        "--runtime=litert",
+        "--threads=1",
+        "--num_runs=5",
+        "--min_secs=0.01",
+        "--warmup_runs=1",
+        "--warmup_min_secs=0",
+        f"--output_json={out}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads(out.read_text())
+    assert record["command"].split() == run["command"].split()
+    assert str(remote.RUNNER) in run["command"].split()[1]

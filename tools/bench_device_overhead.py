@@ -29,29 +29,13 @@ _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here.")
 flags.mark_flags_as_required(["model", "device"])
 cli.define_verbose_flag()
 
-_BARE_LOOP = """
-import sys, time, numpy as np
-from tflite_runtime.interpreter import Interpreter
-it = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2])); it.allocate_tensors()
-d = it.get_input_details()[0]
-info = np.iinfo(d["dtype"]) if np.issubdtype(d["dtype"], np.integer) else None
-x = np.random.RandomState(0).randint(info.min, info.max + 1, d["shape"]).astype(d["dtype"]) if info else np.random.rand(*d["shape"]).astype(d["dtype"])
-it.set_tensor(d["index"], x)
-for _ in range(5): it.invoke()
-t = []
-end = time.perf_counter() + float(sys.argv[3])
-while time.perf_counter() < end or len(t) < 100:
-    t0 = time.perf_counter(); it.invoke(); t.append((time.perf_counter() - t0) * 1e3)
-t.sort(); print(t[len(t) // 2])
-"""
-
 
 def main(argv):
     import json
     import time
     from pathlib import Path
 
-    from edgequant.bench import device_runner, inventory, remote
+    from edgequant.bench import bare_loop, device_runner, inventory, remote
     from edgequant.bench.ssh import Transport
 
     device = inventory.resolve(_DEVICE.value, _INVENTORY.value, _REMOTE_PY.value)
@@ -61,10 +45,17 @@ def main(argv):
         device, _MODEL.value, settings, t
     )  # also deploys and opens the master
     base = remote.remote_dir(device.workdir)
-    remote_model = f"{base}/models/{remote.sha256(_MODEL.value)}.tflite"
+    remote_model = f"{base}/models/{device_runner.sha256_file(_MODEL.value)}.tflite"
     bare = float(
         t.run(
-            [device.python, "-c", _BARE_LOOP, remote_model, str(_THREADS.value), str(_SECS.value)],
+            [
+                device.python,
+                "-c",
+                bare_loop.script("tflite_runtime"),
+                remote_model,
+                str(_THREADS.value),
+                str(_SECS.value),
+            ],
             600,
         ).strip()
     )

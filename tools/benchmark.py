@@ -20,21 +20,31 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 _MODELS = flags.DEFINE_list("model", [], "Comma-separated .tflite files.")
+from edgequant.bench.settings import DEFAULT  # noqa: E402  (the one home of the defaults)
+
 _RUNTIME = flags.DEFINE_enum(
     "runtime",
-    "auto",
+    DEFAULT.runtime,
     ["auto", "all", "litert", "tflite_runtime", "tf"],
     "Interpreter runtime; auto = the fastest installed (litert > tflite_runtime > tf); "
     "all = every installed runtime, side by side.",
 )
-_THREADS = flags.DEFINE_integer("threads", None, "Interpreter threads (default: runtime's choice).")
-_XNNPACK = flags.DEFINE_bool(
-    "xnnpack", True, "Use the XNNPACK delegate (false: builtin kernels only)."
+_THREADS = flags.DEFINE_integer(
+    "threads", DEFAULT.threads, "Interpreter threads (default: runtime's choice)."
 )
-_RUNS = flags.DEFINE_integer("num_runs", 100, "Minimum measured invokes.")
-_MIN_SECS = flags.DEFINE_float("min_secs", 2.0, "Minimum measuring time.")
-_MAX_SECS = flags.DEFINE_float("max_secs", 60.0, "Cap on measuring time.")
-_WARMUP = flags.DEFINE_integer("warmup_runs", 5, "Minimum warm-up invokes (not measured).")
+_XNNPACK = flags.DEFINE_bool(
+    "xnnpack", DEFAULT.xnnpack, "Use the XNNPACK delegate (false: builtin kernels only)."
+)
+_RUNS = flags.DEFINE_integer("num_runs", DEFAULT.num_runs, "Minimum measured invokes.")
+_MIN_SECS = flags.DEFINE_float("min_secs", DEFAULT.min_secs, "Minimum measuring time.")
+_MAX_SECS = flags.DEFINE_float("max_secs", DEFAULT.max_secs, "Cap on measuring time.")
+_WARMUP = flags.DEFINE_integer(
+    "warmup_runs", DEFAULT.warmup_runs, "Minimum warm-up invokes (not measured)."
+)
+_WARMUP_SECS = flags.DEFINE_float(
+    "warmup_min_secs", DEFAULT.warmup_min_secs, "Minimum warm-up time (not measured)."
+)
+_SEED = flags.DEFINE_integer("seed", DEFAULT.seed, "Seed of the random inputs.")
 _DEVICES = flags.DEFINE_list("device", [], "Inventory names or user@host:port; empty = this host.")
 _INVENTORY = flags.DEFINE_string(
     "inventory",
@@ -55,7 +65,7 @@ _STORE = flags.DEFINE_string(
 )
 _PARITY = flags.DEFINE_float(
     "parity_lsb",
-    8.0,
+    DEFAULT.parity_lsb,
     "Bound on the device-vs-host (LiteRT) output difference, in LSBs; negative: no check.",
 )
 _HISTORY = flags.DEFINE_string(
@@ -163,13 +173,15 @@ def main(argv):
     if _INVENTORY.value:
         inventory.locate(_INVENTORY.value)  # a missing file is an error even before it is used
     settings = remote.Settings(
-        _RUNTIME.value,
-        _THREADS.value,
-        _XNNPACK.value,
-        _RUNS.value,
-        _MIN_SECS.value,
-        _MAX_SECS.value,
-        _WARMUP.value,
+        runtime=_RUNTIME.value,
+        threads=_THREADS.value,
+        xnnpack=_XNNPACK.value,
+        num_runs=_RUNS.value,
+        min_secs=_MIN_SECS.value,
+        max_secs=_MAX_SECS.value,
+        warmup_runs=_WARMUP.value,
+        warmup_min_secs=_WARMUP_SECS.value,
+        seed=_SEED.value,
         parity_lsb=None if _PARITY.value < 0 else _PARITY.value,
     )
     for m in _MODELS.value:

@@ -6,8 +6,10 @@ real mapping with the analyzer's prediction.
   python tools/compile_edgetpu.py --model=big.tflite --num_segments=2   # pipeline on 2 TPUs
 Each model's parameter bytes are predicted against the on-chip cache ("fits on-chip" or
 "streams N MiB from the host per inference") before compiling.
-Exit status: 0 compiled, 1 compile failed or gate failed, 3 compiler not installed (the
-prediction is still printed), 2 bad input.
+Exit status: 0 compiled, 1 compile failed or gate failed (a model that fails the full-integer
+gate is not handed to the compiler), 3 compiler not installed (the prediction is still
+printed), 2 bad input. The sequence is edgequant.edgetpu.check.check_and_compile, the one the
+pipeline's Edge TPU stage runs, and --json prints the same entries the pipeline stores.
 """
 
 from edgequant import cli
@@ -51,53 +53,42 @@ def main(argv):
     import json
 
     from edgequant import edgetpu
-    from edgequant.edgetpu import cache
+    from edgequant.edgetpu import check
 
-    models = _MODEL.value
-    gates = [edgetpu.check_full_integer(m) for m in models]
-    analyses = [
-        edgetpu.analyze(m, _MIN_RT.value, _MULTI.value, _COMPILER_VERSION.value) for m in models
-    ]
-    caches = cache.predict_co_compiled(models)
-    options = edgetpu.CompileOptions(
-        _SHOW.value,
-        _MIN_RT.value,
-        _SEGMENTS.value,
-        tuple(_INTERMEDIATE.value),
-        _MULTI.value,
-        _SEARCH.value,
-        _STEP.value,
-        _TIMEOUT.value,
+    options = check.CheckOptions(
+        edgetpu.CompileOptions(
+            _SHOW.value,
+            _MIN_RT.value,
+            _SEGMENTS.value,
+            tuple(_INTERMEDIATE.value),
+            _MULTI.value,
+            _SEARCH.value,
+            _STEP.value,
+            _TIMEOUT.value,
+        ),
+        _COMPILER.value or None,
+        _COMPILER_VERSION.value,
     )
-    result = edgetpu.compile_models(models, _OUT.value, _COMPILER.value, options)
-    out = {
-        "gate": [g.to_dict() for g in gates],
-        "prediction": [a.to_dict() for a in analyses],
-        "cache": [c.to_dict() for c in caches],
-        "compile": result.to_dict(),
-    }
-    compiled = [f for f in result.output_files if "_segment_" not in f]
-    if result.status == "compiled" and len(models) == 1 and compiled and not _SEGMENTS.value:
-        out["comparison"] = edgetpu.compare_with_prediction(analyses[0], compiled[0])
+    result = check.check_and_compile(_MODEL.value, _OUT.value, options)
     if _JSON.value:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(result.to_dict(), indent=1))
     else:
-        for gate, analysis, predicted in zip(gates, analyses, caches, strict=True):
-            print(gate.summary())
-            print(f"predicted: {analysis.mapped_count}/{len(analysis.ops)} ops on the Edge TPU")
-            print(f"parameter cache: {predicted.text}")
+        for m in result.models:
+            print(m.gate.summary())
+            print(f"predicted: {m.analysis.mapped_count}/{len(m.analysis.ops)} ops on the Edge TPU")
+            print(f"parameter cache: {m.cache.text}")
         print(f"compile: {result.status}: {result.reason}")
-        for block in result.logs:
+        for block in result.compile.logs if result.compile else ():
             print(
                 f"  {block.output_model}: on-chip {block.on_chip_used} B, "
                 f"off-chip {block.off_chip_used} B"
             )
-        if "comparison" in out:
-            c = out["comparison"]
+        c = result.comparison
+        if c is not None:
             print("prediction matches the compiler" if c["matches"] else f"prediction differs: {c}")
     if result.status == "not_compiled":
         return 3
-    return 0 if result.status == "compiled" and all(g.passed for g in gates) else 1
+    return 0 if result.status == "compiled" else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,21 @@ EMULATED_LABEL = "emulated: functional check, not a latency"
 EDGETPU_LIB = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 
 
+# The measuring defaults. Their one home is edgequant/bench/settings.py; this file cannot import
+# it (it runs alone on boards), so it repeats them here, once, and tests/test_bench.py pins the
+# two equal.
+DEFAULT_SETTINGS = {
+    "num_runs": 100,
+    "min_secs": 2.0,
+    "max_secs": 60.0,
+    "warmup_runs": 5,
+    "warmup_min_secs": 0.5,
+    "seed": 0,
+    "parity_lsb": 8.0,
+}
+_D = DEFAULT_SETTINGS
+
+
 class RunnerError(Exception):
     """An expected failure with a one-line message (missing runtime, bad model, ...)."""
 
@@ -552,18 +567,18 @@ def benchmark(
     num_threads=None,
     xnnpack=True,
     edgetpu=False,
-    num_runs=100,
-    min_secs=2.0,
-    max_secs=60.0,
-    warmup_runs=5,
-    warmup_min_secs=0.5,
-    seed=0,
+    num_runs=_D["num_runs"],
+    min_secs=_D["min_secs"],
+    max_secs=_D["max_secs"],
+    warmup_runs=_D["warmup_runs"],
+    warmup_min_secs=_D["warmup_min_secs"],
+    seed=_D["seed"],
     golden=None,
     golden_atol=0.0,
     save_output=None,
     reference=None,
     reference_runtime="reference",
-    parity_lsb=8.0,
+    parity_lsb=_D["parity_lsb"],
 ):
     """Measures invoke latency of one model. Returns a JSON-serializable dict.
 
@@ -642,7 +657,8 @@ def benchmark(
     return result
 
 
-def main(argv=None):
+def make_parser():
+    """The runner's command line (what remote.Settings.runner_args produces)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?")
     parser.add_argument("--runtime", default="auto", choices=("auto",) + RUNTIMES)
@@ -654,23 +670,28 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no_xnnpack", action="store_true")
     parser.add_argument("--edgetpu", action="store_true")
-    parser.add_argument("--num_runs", type=int, default=100)
-    parser.add_argument("--min_secs", type=float, default=2.0)
-    parser.add_argument("--max_secs", type=float, default=60.0)
-    parser.add_argument("--warmup_runs", type=int, default=5)
-    parser.add_argument("--warmup_min_secs", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_runs", type=int, default=_D["num_runs"])
+    parser.add_argument("--min_secs", type=float, default=_D["min_secs"])
+    parser.add_argument("--max_secs", type=float, default=_D["max_secs"])
+    parser.add_argument("--warmup_runs", type=int, default=_D["warmup_runs"])
+    parser.add_argument("--warmup_min_secs", type=float, default=_D["warmup_min_secs"])
+    parser.add_argument("--seed", type=int, default=_D["seed"])
     parser.add_argument("--golden", default=None)
     parser.add_argument("--golden_atol", type=float, default=0.0)
     parser.add_argument("--save_output", default=None)
     parser.add_argument("--reference", default=None, help=".npz of a reference runtime's outputs")
     parser.add_argument("--reference_runtime", default="reference")
-    parser.add_argument("--parity_lsb", type=float, default=8.0)
+    parser.add_argument("--parity_lsb", type=float, default=_D["parity_lsb"])
     parser.add_argument("--environment_only", action="store_true")
     parser.add_argument(
         "--image", default=None, help="a .npy of uint8 pixels to classify instead of benchmarking"
     )
     parser.add_argument("--preprocessing", default=None, help="the bundle's preprocessing.json")
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     if args.environment_only:
         print(json.dumps(collect_environment()))

@@ -1,5 +1,8 @@
 """Host benchmarks, each model in its own subprocess; the runtimes the host can run.
 
+`benchmark_in_subprocess` is the one host-latency path: `tools/benchmark.py` (host runs) and the
+pipeline (`bench/latency.py`, for `pipeline.py` and `deployment.latency`) both measure through it.
+
 An interpreter that segfaults on a bad model takes its process with it; running the device
 runner as a child process turns that into a structured error result instead of a dead batch.
 """
@@ -11,13 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgequant.bench import remote
 from edgequant.bench.remote import RUNNER
+from edgequant.bench.settings import Settings
 
 
 def benchmark_in_subprocess(
     model: str | Path,
-    settings: remote.Settings,
+    settings: Settings,
     timeout: float = 600.0,
     python: str = sys.executable,
 ) -> dict:

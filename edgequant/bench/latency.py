@@ -1,9 +1,10 @@
-"""Host latency of a .tflite, in process, through the one timing routine boards use too.
+"""Host latency of a .tflite for the pipeline: the same subprocess path `tools/benchmark.py` uses.
 
-In process rather than in a subprocess: the pipeline measures models it has just converted and
-checked (a crash there is a converter bug, not a user's hostile file), and the subprocess start
-would cost more than the tiny models' whole measurement. `tools/benchmark.py` runs unknown
-models in a subprocess per model (bench/host.py) so a crashing model cannot take the batch.
+Each measurement is `host.benchmark_in_subprocess`: the device runner started as a fresh Python
+process on this host, with the same command line a board runs. The pipeline's process holds
+TensorFlow, its thread pools and the training data; a fresh process measures the model alone,
+and a crashing interpreter takes only its own process (WORKSPACE.md, "One host-latency path",
+has the measured cost and the comparison with a bare invoke loop).
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgequant.bench import device_runner
+from edgequant.bench import host, settings
 
 
 def host_latency(path: str | Path, bench_cfg) -> list[dict]:
-    """Host latency at each configured thread count (0 = all cores), warm-up excluded."""
+    """Host latency at each configured thread count (0 = all cores), warm-up excluded.
+
+    Raises RuntimeError when the runner fails: the pipeline only measures models it has just
+    converted and checked, so a failure here is a bug to see, not a row to skip."""
     runs = []
     for threads in bench_cfg.threads:
         n = threads or os.cpu_count()
-        r = device_runner.benchmark(
-            str(path),
-            runtime="litert",
-            num_threads=n,
-            num_runs=bench_cfg.num_runs,
-            min_secs=bench_cfg.min_secs,
-            warmup_runs=bench_cfg.warmup_runs,
-        )
+        # The host is the reference side of the parity check, so no parity run here.
+        s = settings.from_config(bench_cfg, runtime="litert", threads=n, parity_lsb=None)
+        r = host.benchmark_in_subprocess(path, s)
+        if "error" in r:
+            raise RuntimeError(f"host latency of {Path(path).name}: {r['error']}")
         runs.append(
             {
                 "threads": n,
@@ -35,6 +36,7 @@ def host_latency(path: str | Path, bench_cfg) -> list[dict]:
                 "first_invoke_ms": r["first_invoke_ms"],
                 "runtime": r["runtime"],
                 "runtime_version": r["runtime_version"],
+                "command": r["command"],
             }
         )
     return runs

@@ -13,7 +13,6 @@ LSBs (`parity`); a difference over `Settings.parity_lsb` fails the check.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import platform
@@ -25,53 +24,10 @@ from pathlib import Path
 
 from edgequant.bench import device_runner
 from edgequant.bench.inventory import Device
+from edgequant.bench.settings import Settings
 from edgequant.bench.ssh import RemoteError, Transport
 
 RUNNER = Path(device_runner.__file__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """How to measure; part of the results-store key, so changing one re-measures."""
-
-    runtime: str = "auto"
-    threads: int | None = None
-    xnnpack: bool = True
-    num_runs: int = 100
-    min_secs: float = 2.0
-    max_secs: float = 60.0
-    warmup_runs: int = 5
-    warmup_min_secs: float = 0.5
-    seed: int = 0
-    parity_lsb: float | None = 8.0  # None: no output-parity check against the host
-
-    def runner_args(self) -> list[str]:
-        a = [
-            "--runtime",
-            self.runtime,
-            "--num_runs",
-            str(self.num_runs),
-            "--min_secs",
-            str(self.min_secs),
-            "--max_secs",
-            str(self.max_secs),
-            "--warmup_runs",
-            str(self.warmup_runs),
-            "--warmup_min_secs",
-            str(self.warmup_min_secs),
-            "--seed",
-            str(self.seed),
-        ]
-        if self.threads:
-            a += ["--threads", str(self.threads)]
-        if not self.xnnpack:
-            a.append("--no_xnnpack")
-        if self.parity_lsb is not None:
-            a += ["--parity_lsb", str(self.parity_lsb)]
-        return a
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def remote_dir(workdir: str) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgequant.bench import fleet, inventory, remote
+from edgequant.bench import fleet, inventory
+from edgequant.bench import settings as bench_settings
 
 
 def devices_stage(study, results: dict) -> None:
@@ -17,9 +18,7 @@ def devices_stage(study, results: dict) -> None:
     if not names or not results["variants"]:
         return
     devices = [inventory.resolve(n, cfg.inventory, cfg.remote_python or None) for n in names]
-    settings = remote.Settings(
-        "auto", num_runs=cfg.num_runs, min_secs=cfg.min_secs, warmup_runs=cfg.warmup_runs
-    )
+    settings = bench_settings.from_config(cfg, runtime="auto")
     models = [v["path"] for v in results["variants"]]
     fleet.run_fleet(
         models, devices, settings, Path(study.workdir) / "devices.jsonl", cfg.ssh_config or None

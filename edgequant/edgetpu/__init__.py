@@ -1,5 +1,8 @@
 """Edge TPU: the full-integer gate, the compatibility analyzer, and the compiler wrapper.
 
+check_and_compile(paths, out_dir, CheckOptions()) -> EdgeTpuResult
+                                        the one sequence: gate -> analyzer -> compiler -> compare
+
 check_full_integer(path, io_dtype="uint8") -> GateReport   may it be compiled at all?
 analyze(path, min_runtime_version=None, multiple_subgraphs=False) -> Analysis
                                                             which ops will map, and why not
@@ -12,6 +15,7 @@ repair.repair(model, calibration, approximate) -> RepairResult   rewrite Keras s
 """
 
 from edgequant.edgetpu.analyzer import Analysis, analyze
+from edgequant.edgetpu.check import CheckOptions, EdgeTpuResult, check_and_compile
 from edgequant.edgetpu.compiled import compare_with_prediction, cpu_ops
 from edgequant.edgetpu.compiler import (
     CompileOptions,
@@ -25,11 +29,14 @@ from edgequant.edgetpu.repair import RepairResult, repair_file
 
 __all__ = [
     "Analysis",
+    "CheckOptions",
     "CompileOptions",
     "CompileResult",
+    "EdgeTpuResult",
     "GateReport",
     "RepairResult",
     "analyze",
+    "check_and_compile",
     "check_full_integer",
     "compare_with_prediction",
     "compile_model",

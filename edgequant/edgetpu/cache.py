@@ -105,11 +105,14 @@ def predict_cache(path: str | Path, analysis: Analysis | None = None) -> CachePr
     return _verdict(Path(path).name, nbytes)
 
 
-def predict_co_compiled(paths: list[str | Path]) -> list[CachePrediction]:
-    """Models co-compiled in one call share the cache, claimed in the order given."""
+def predict_co_compiled(
+    paths: list[str | Path], analyses: list[Analysis] | None = None
+) -> list[CachePrediction]:
+    """Models co-compiled in one call share the cache, claimed in the order given.
+    `analyses` (one per path) reuses predictions already made with the caller's options."""
     out, used = [], 0
-    for path in paths:
-        alone = predict_cache(path)
+    for i, path in enumerate(paths):
+        alone = predict_cache(path, analyses[i] if analyses else None)
         available = max(STREAMS_ABOVE - used, 0)
         out.append(_verdict(alone.model, alone.parameter_bytes, available))
         used += min(alone.parameter_bytes, available)

@@ -3,6 +3,7 @@
 import subprocess
 from pathlib import Path
 
+from edgequant import workspace
 from edgequant.report import manifest
 
 
@@ -39,12 +40,12 @@ def test_git_state_is_unknown_outside_a_checkout(tmp_path):
 def test_the_project_manifest_records_this_checkout():
     state = manifest.git_state()
     head = subprocess.run(
-        ["git", "-C", str(manifest.ROOT), "rev-parse", "--show-toplevel", "HEAD"],
+        ["git", "-C", str(workspace.ROOT), "rev-parse", "--show-toplevel", "HEAD"],
         capture_output=True,
         text=True,
     )
     top, _, commit = head.stdout.partition("\n")
-    if head.returncode != 0 or Path(top).resolve() != manifest.ROOT:  # an exported tree
+    if head.returncode != 0 or Path(top).resolve() != workspace.ROOT:  # an exported tree
         assert state == {"commit": "unknown", "dirty": "unknown"}
         return
     assert state["commit"] == commit.strip() and len(state["commit"]) == 40

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import tomllib
 
+from edgequant import workspace
 from edgequant.bench.ssh import Destination
 
 _FIELDS = {"ssh", "python", "workdir", "edgetpu"}
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = ROOT / "configs" / "devices.toml"
+DEFAULT = workspace.path("configs/devices.toml")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +69,8 @@ def locate(inventory: str | Path | None) -> Path | None:
     path = Path(inventory).expanduser()
     if path.is_file():
         return path
-    if not path.is_absolute() and (ROOT / path).is_file():
-        return ROOT / path
+    if not path.is_absolute() and workspace.path(str(path)).is_file():
+        return workspace.path(str(path))
     raise FileNotFoundError(f"device inventory not found: {inventory}")
 
 

@@ -13,7 +13,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from edgequant import atomic
+from edgequant import atomic, workspace
 from edgequant.bench.device_runner import sha256_file  # the one sha256 helper
 
 PACKAGES = (
@@ -27,10 +27,7 @@ PACKAGES = (
 )
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def git_state(root: str | Path = ROOT) -> dict[str, str | bool]:
+def git_state(root: str | Path = workspace.ROOT) -> dict[str, str | bool]:
     """{"commit", "dirty"} of the project's git checkout, "unknown" for both outside one (an
     installed copy, an exported tarball, no git): the code that made a run is part of its story."""
     unknown: dict[str, str | bool] = {"commit": "unknown", "dirty": "unknown"}

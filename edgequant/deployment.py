@@ -321,13 +321,9 @@ def _float_path(study: Study) -> Path:
     path = study.out_dir / "fp32.tflite"
     if not path.is_file():
         recipe = recipes.get("fp32")
-        write(study, convert.convert(study.model, recipe), recipe)
+        content = convert.convert(study.model, recipe)
+        convert.write(content, recipe, study.out_dir, study.preprocessing)
     return path
-
-
-def write(study: Study, content: bytes, recipe: recipes.Recipe) -> Path:
-    """`convert.write` into the bundle, with the study's preprocessing spec embedded."""
-    return convert.write(content, recipe, study.out_dir, study.preprocessing)
 
 
 def build(study: Study, c: Candidate) -> dict:
@@ -352,12 +348,12 @@ def build(study: Study, c: Candidate) -> dict:
         recipe = dataclasses.replace(
             c.recipe, name=c.name, calibration_size=n, float_layers=c.denylist, note=c.step
         )
-        path = write(study, content, recipe)
+        path = convert.write(content, recipe, study.out_dir, study.preprocessing)
         weights, activations = "int8", "mixed"
     else:
         recipe = dataclasses.replace(c.recipe, name=c.name, calibration_size=n)
         content = convert.convert(study.model, recipe, samples)
-        path = write(study, content, recipe)
+        path = convert.write(content, recipe, study.out_dir, study.preprocessing)
         weights, activations = _PRECISION[recipe.mode.value]
         if recipe.mode is recipes.Mode.INT8_FALLBACK and convert.float_ops(content):
             activations = "mixed"
@@ -570,7 +566,7 @@ def build_qat(study: Study, failing: dict) -> dict:
     content = convert.convert(
         usermodel.from_keras(qat_model, names_from=model), recipe, study.samples
     )
-    path = write(study, content, recipe)
+    path = convert.write(content, recipe, study.out_dir, study.preprocessing)
     return describe(recipe.name, path, recipe, "int8", "int8", n, "qat")
 
 

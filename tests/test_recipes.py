@@ -97,7 +97,9 @@ def test_the_one_writer_puts_model_recipe_and_embedded_spec_side_by_side(
 ):
     spec = preprocess.Preprocessing((28, 28), "grayscale", input_range=(0.0, 1.0))
     recipe = recipes.get("uint8", calibration_size=20)
-    path = convert.write(convert.convert(tiny_model, recipe, representative), recipe, tmp_path, spec)
+    path = convert.write(
+        convert.convert(tiny_model, recipe, representative), recipe, tmp_path, spec
+    )
     assert path == tmp_path / "uint8.tflite"
     assert convert.read_recipe(path) == recipe
     assert preprocess.read_embedded(path.read_bytes()) == spec
@@ -126,8 +128,7 @@ def assert_every_tflite_has_its_recipe(folder: Path) -> dict[str, Recipe]:
 def full_run(tmp_path_factory):
     """The tiny pipeline with every stage that writes a model: PTQ, diagnosis (mixed_k1), AEQ,
     QAT and the autoquant search."""
-    from configs import mnist_autoquant
-    from configs import mnist_qat
+    from configs import mnist_autoquant, mnist_qat
     from configs import test as test_config
     from edgequant import pipeline
 

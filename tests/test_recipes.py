@@ -197,6 +197,6 @@ def test_autoquant_log_and_trials_carry_the_typed_recipe(full_run):
     assert [ln["step"] for ln in lines] == ["ptq", "calibration"]
     for ln in lines:
         r = Recipe.from_dict(ln["recipe"])
-        assert r == convert.read_recipe(ln["path"]) and ln["description"] in r.note
+        assert r == convert.read_recipe(workdir / ln["path"]) and ln["description"] in r.note
     best = convert.read_recipe(workdir / "autoquant_best.tflite")
     assert best.note.startswith("autoquant winner") and best.mode is Mode.UINT8

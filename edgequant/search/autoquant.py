@@ -142,13 +142,16 @@ def search(study, cfg) -> dict:
         drop = 100 * (float_val - acc)
         trial = Trial(step, desc, recipe.to_dict(), str(path), acc, drop, drop <= cfg.max_drop_pp)
         trials.append(trial)
+        # The run is staged in another folder (rundir.staged): the log names the trial's model
+        # relative to the workdir, which stays true after the swap.
+        record = {
+            "trial": i,
+            **dataclasses.asdict(trial),
+            "path": path.relative_to(study.workdir).as_posix(),
+            "float_val_accuracy": float_val,
+        }
         with open(log_path, "a") as f:
-            f.write(
-                json.dumps(
-                    {"trial": i, **dataclasses.asdict(trial), "float_val_accuracy": float_val}
-                )
-                + "\n"
-            )
+            f.write(json.dumps(record) + "\n")
         log.info("autoquant trial %d (%s): val drop %.2f pp", i, desc, drop)
         if trial.meets_target:
             break

@@ -182,10 +182,8 @@ def quantize_model(config, recipe_name: str, out_dir: str | Path) -> Path:
         n = len(next(iter(samples.values())))
         recipe = dataclasses.replace(recipe, calibration_size=n)  # what was really used
     content = convert.convert(model, recipe, samples)
-    if spec is not None:
-        content = preprocess.embed(content, spec)
     out_dir = Path(out_dir)
-    path = convert.write(content, recipe, out_dir)
+    path = convert.write(content, recipe, out_dir, spec)
     if spec is not None:
         spec.save(out_dir / f"{recipe.name}.preprocessing.json")
     return path
@@ -323,17 +321,8 @@ def _float_path(study: Study) -> Path:
     path = study.out_dir / "fp32.tflite"
     if not path.is_file():
         recipe = recipes.get("fp32")
-        write(study, convert.convert(study.model, recipe), recipe.name, recipe.to_dict())
-    return path
-
-
-def write(study: Study, content: bytes, name: str, recipe: dict) -> Path:
-    """`<name>.tflite` (with the preprocessing spec embedded) and `<name>.recipe.json`."""
-    if study.preprocessing is not None:
-        content = preprocess.embed(content, study.preprocessing)
-    path = study.out_dir / f"{name}.tflite"
-    path.write_bytes(content)
-    (study.out_dir / f"{name}.recipe.json").write_text(json.dumps(recipe, indent=1, default=str))
+        content = convert.convert(study.model, recipe)
+        convert.write(content, recipe, study.out_dir, study.preprocessing)
     return path
 
 
@@ -344,11 +333,11 @@ def build(study: Study, c: Candidate) -> dict:
         samples, _ = study.calibration.subset(c.samples, study.config.seed, "calibration").arrays()
     n = len(next(iter(samples.values())))
     if c.aeq_recipe:
-        path = aeq.quantize(_float_path(study), c.aeq_recipe, samples, study.out_dir)
-        if study.preprocessing is not None:
-            path.write_bytes(preprocess.embed(path.read_bytes(), study.preprocessing))
+        path = aeq.quantize(
+            _float_path(study), c.aeq_recipe, samples, study.out_dir, study.preprocessing
+        )
         weights, activations = _AEQ_PRECISION[c.aeq_recipe]
-        recipe = {"name": path.stem, "backend": "ai-edge-quantizer", "aeq_recipe": c.aeq_recipe}
+        recipe = convert.read_recipe(path)
     elif c.denylist:
         from edgequant.diagnose import layers
 
@@ -356,22 +345,25 @@ def build(study: Study, c: Candidate) -> dict:
         content = layers.denylisted_model(
             study.model, samples, debug, list(c.denylist), c.recipe.weights.value
         )
-        recipe = {**c.recipe.to_dict(), "name": c.name, "float_layers": list(c.denylist)}
-        path = write(study, content, c.name, recipe)
+        recipe = dataclasses.replace(
+            c.recipe, name=c.name, calibration_size=n, float_layers=c.denylist, note=c.step
+        )
+        path = convert.write(content, recipe, study.out_dir, study.preprocessing)
         weights, activations = "int8", "mixed"
     else:
-        recipe_obj = dataclasses.replace(c.recipe, name=c.name, calibration_size=n)
-        content = convert.convert(study.model, recipe_obj, samples)
-        recipe = {**recipe_obj.to_dict(), "backend": "tflite-converter"}
-        path = write(study, content, c.name, recipe)
-        weights, activations = _PRECISION[recipe_obj.mode.value]
-        if recipe_obj.mode is recipes.Mode.INT8_FALLBACK and convert.float_ops(content):
+        recipe = dataclasses.replace(c.recipe, name=c.name, calibration_size=n)
+        content = convert.convert(study.model, recipe, samples)
+        path = convert.write(content, recipe, study.out_dir, study.preprocessing)
+        weights, activations = _PRECISION[recipe.mode.value]
+        if recipe.mode is recipes.Mode.INT8_FALLBACK and convert.float_ops(content):
             activations = "mixed"
     return describe(c.name, path, recipe, weights, activations, n, c.step)
 
 
-def describe(name, path, recipe: dict, weights: str, activations: str, n: int, step: str) -> dict:
-    """A variant entry of deploy.json, before measurement."""
+def describe(
+    name, path, recipe: recipes.Recipe, weights: str, activations: str, n: int, step: str
+) -> dict:
+    """A variant entry of deploy.json, before measurement (the recipe as its dict)."""
     info = artifact.describe(path)
     full_integer = info["input_dtype"] in ("uint8", "int8") and activations in ("int8", "int16")
     return {
@@ -385,7 +377,7 @@ def describe(name, path, recipe: dict, weights: str, activations: str, n: int, s
         "activations": activations,
         "calibration_samples": n,
         "step": step,
-        "recipe": recipe,
+        "recipe": recipe.to_dict(),
         "op_histogram": info["op_histogram"],
         "gate": None,
         "edgetpu": None,
@@ -556,23 +548,26 @@ def build_qat(study: Study, failing: dict) -> dict:
     recipe = recipes.get(
         mode, study.config.quantize.weights, study.config.quantize.calibration_size
     )
-    name = f"qat_{mode}"
-    content = convert.convert(
-        usermodel.from_keras(qat_model, names_from=model),
-        dataclasses.replace(recipe, name=name),
-        study.samples,
-    )
-    recipe_dict = {
-        **recipe.to_dict(),
-        "name": name,
-        "backend": "tflite-converter",
-        "qat_epochs": cfg.qat_epochs,
-        "qat_learning_rate": cfg.qat_learning_rate,
-        "qat_samples": len(y),
-    }
-    path = write(study, content, name, recipe_dict)
+    from edgequant.train.qat_stage import annotated_layers
+
     n = len(next(iter(study.samples.values())))
-    return describe(name, path, recipe_dict, "int8", "int8", n, "qat")
+    recipe = dataclasses.replace(
+        recipe,
+        name=f"qat_{mode}",
+        calibration_size=n,
+        qat=recipes.QatSettings(
+            cfg.qat_epochs,
+            cfg.qat_learning_rate,
+            per_tensor=study.config.quantize.weights == "per_tensor",
+            annotated=annotated_layers(qat_model),
+            samples=len(y),
+        ),
+    )
+    content = convert.convert(
+        usermodel.from_keras(qat_model, names_from=model), recipe, study.samples
+    )
+    path = convert.write(content, recipe, study.out_dir, study.preprocessing)
+    return describe(recipe.name, path, recipe, "int8", "int8", n, "qat")
 
 
 # --- Edge TPU, latency, recommendation --------------------------------------------------------

@@ -1,7 +1,5 @@
 """The AI Edge Quantizer backend on a real float .tflite."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -42,8 +40,9 @@ def test_aeq_recipe_writes_model_and_recipe_and_tracks_keras(
     info = artifact.describe(path)
     assert info["input_dtype"] == EXPECTED_IO[name]
     assert info["size_bytes"] < float_tflite.stat().st_size
-    saved = json.loads(path.with_suffix(".recipe.json").read_text())
-    assert saved["recipe"] == name and saved["backend"] == "ai-edge-quantizer"
+    saved = convert.read_recipe(path)
+    assert saved.aeq_recipe == name and saved.backend is recipes.Backend.AI_EDGE_QUANTIZER
+    assert saved.calibration_size == (len(representative) if "static" in name else 0)
     x, _ = test_images
     agreement = np.mean(
         accuracy.BatchedModel(path, 100).predict(x).argmax(-1)

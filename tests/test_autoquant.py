@@ -5,6 +5,7 @@ import json
 import pytest
 
 from edgequant import pipeline
+from edgequant.quantize import convert, recipes
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,9 @@ def test_search_stops_at_the_first_step_that_meets_the_target(tmp_path):
     lines = (tmp_path / "autoquant.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["meets_target"]
     assert (tmp_path / "autoquant_best.tflite").is_file()
-    assert json.loads((tmp_path / "autoquant_best.recipe.json").read_text())["step"] == "ptq"
+    best = convert.read_recipe(tmp_path / "autoquant_best.tflite")
+    assert "step 'ptq'" in best.note and best.mode is recipes.Mode.UINT8
+    assert convert.read_recipe(tmp_path / "autoquant" / "trial0_ptq.tflite").calibration_size == 50
     assert any(v["name"] == "autoquant_best" for v in results["variants"])
 
 

@@ -223,6 +223,17 @@ def test_keras3_png_class_folders_give_a_gated_edgetpu_bundle(digit_bundle):
     assert "recommended: uint8" in proc.stdout
 
 
+def test_every_model_in_the_bundle_has_its_typed_recipe(digit_bundle):
+    from tests.test_recipes import assert_every_tflite_has_its_recipe
+
+    _, out = digit_bundle
+    found = assert_every_tflite_has_its_recipe(out)
+    assert {"fp32.tflite", "uint8.tflite"} <= found.keys()
+    assert found["uint8.tflite"].mode.value == "uint8" and found["uint8.tflite"].qat is None
+    result = json.loads((out / "deploy.json").read_text())
+    assert result["variants"][0]["recipe"] == found["uint8.tflite"].to_dict()
+
+
 @pytest.mark.parametrize(
     "spec",
     [

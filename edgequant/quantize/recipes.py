@@ -13,6 +13,14 @@ settings that made it. Names follow the converter modes users already know.
 | int8          | int8         | int8            | int8      | no                |
 | uint8         | int8         | int8            | uint8     | no  (Edge TPU form)|
 | int16x8       | int8         | int16           | float32   | no                |
+
+The same record describes every other way an artifact is made, so one file format and one writer
+(`convert.write`) cover them all: `backend` says which tool quantized it (TFLiteConverter or the
+AI Edge Quantizer, whose recipe name is `aeq_recipe`), `float_layers` lists the tensors a
+mixed-precision variant keeps in float, `qat` holds the quantization-aware fine-tuning that came
+before the conversion, and `note` says why the artifact exists (an autoquant trial's step).
+Recipe files written before these fields existed (name, mode, weights, calibration_size) still
+load: the new fields default to a plain TFLiteConverter recipe.
 """
 
 from __future__ import annotations
@@ -39,6 +47,50 @@ class Granularity(str, enum.Enum):
     PER_TENSOR = "per_tensor"
 
 
+class Backend(str, enum.Enum):
+    TFLITE_CONVERTER = "tflite-converter"
+    AI_EDGE_QUANTIZER = "ai-edge-quantizer"
+
+
+@dataclasses.dataclass(frozen=True)
+class QatSettings(JsonData):
+    """The quantization-aware fine-tuning a model went through before it was converted.
+
+    `layers` and `noop_layers` are the fnmatch patterns given to `qat.annotate`; `annotated` is
+    what they resolved to (the layers wrapped for fake quantization, no-op ones included), so a
+    reader need not re-run the matching against the model to know what was trained quantized.
+    """
+
+    epochs: int
+    learning_rate: float
+    layers: tuple[str, ...] = ("*",)
+    noop_layers: tuple[str, ...] = ()
+    per_tensor: bool = False
+    annotated: tuple[str, ...] = ()
+    samples: int | None = None  # labelled training samples, when a subset was used
+
+    NOUN = "qat setting"
+
+    def __post_init__(self):
+        for f in ("layers", "noop_layers", "annotated"):
+            object.__setattr__(self, f, tuple(str(x) for x in getattr(self, f)))
+        object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        if int(self.epochs) != self.epochs or self.epochs < 0:
+            raise ValueError(f"qat epochs must be a non-negative integer, not {self.epochs!r}")
+        object.__setattr__(self, "epochs", int(self.epochs))
+
+    def to_dict(self) -> dict:
+        return {
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "layers": list(self.layers),
+            "noop_layers": list(self.noop_layers),
+            "per_tensor": self.per_tensor,
+            "annotated": list(self.annotated),
+            "samples": self.samples,
+        }
+
+
 _CALIBRATED = {Mode.INT8_FALLBACK, Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _FULL_INTEGER = {Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
@@ -46,18 +98,46 @@ _IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
 
 @dataclasses.dataclass(frozen=True)
 class Recipe(JsonData):
-    """One post-training quantization setting. `name` is the artifact's file stem."""
+    """How one artifact was made. `name` is the artifact's file stem.
+
+    `mode` is the TFLiteConverter mode; an AI Edge Quantizer recipe has none (its `aeq_recipe`
+    names what it did) and quantizes the fp32 conversion.
+    """
 
     name: str
-    mode: Mode
+    mode: Mode | None
     weights: Granularity = Granularity.PER_CHANNEL
     calibration_size: int = calibration.DEFAULT_SIZE
+    backend: Backend = Backend.TFLITE_CONVERTER
+    float_layers: tuple[str, ...] = ()
+    aeq_recipe: str | None = None
+    qat: QatSettings | None = None
+    note: str = ""
 
     NOUN = "recipe"
 
     def __post_init__(self):
-        object.__setattr__(self, "mode", Mode(self.mode))
+        backend = Backend(self.backend)
+        object.__setattr__(self, "backend", backend)
+        object.__setattr__(self, "mode", None if self.mode is None else Mode(self.mode))
         object.__setattr__(self, "weights", Granularity(self.weights))
+        object.__setattr__(self, "float_layers", tuple(str(x) for x in self.float_layers))
+        if isinstance(self.qat, dict):
+            object.__setattr__(self, "qat", QatSettings.from_dict(self.qat))
+        if backend is Backend.AI_EDGE_QUANTIZER:
+            if not self.aeq_recipe or self.mode is not None:
+                raise ValueError(
+                    f"recipe {self.name}: an ai-edge-quantizer recipe names its aeq_recipe "
+                    "and has no converter mode"
+                )
+        elif self.mode is None or self.aeq_recipe is not None:
+            raise ValueError(
+                f"recipe {self.name}: a tflite-converter recipe needs a mode and no aeq_recipe"
+            )
+        if self.float_layers and self.mode is not Mode.INT8_FALLBACK:
+            raise ValueError(
+                f"recipe {self.name}: float_layers need mode int8_fallback (float ops allowed)"
+            )
         if self.needs_calibration and self.calibration_size <= 0:
             raise ValueError(f"recipe {self.name}: calibration_size must be positive")
 
@@ -73,14 +153,22 @@ class Recipe(JsonData):
     @property
     def io_dtype(self) -> str:
         """The model's input and output dtype this recipe promises (the table above)."""
+        if self.mode is None:
+            raise ValueError(f"recipe {self.name}: the AI Edge Quantizer decides the I/O dtype")
         return _IO_DTYPE.get(self.mode, "float32")
 
     def to_dict(self) -> dict:
+        """Every field, always: readers of deploy.json index `recipe["backend"]` directly."""
         return {
             "name": self.name,
-            "mode": self.mode.value,
+            "mode": None if self.mode is None else self.mode.value,
             "weights": self.weights.value,
             "calibration_size": self.calibration_size,
+            "backend": self.backend.value,
+            "float_layers": list(self.float_layers),
+            "aeq_recipe": self.aeq_recipe,
+            "qat": None if self.qat is None else self.qat.to_dict(),
+            "note": self.note,
         }
 
 
@@ -102,3 +190,14 @@ def get(
     granularity = Granularity(weights)
     stem = name if granularity is Granularity.PER_CHANNEL else f"{name}_{granularity.value}"
     return Recipe(stem, Mode(name), granularity, calibration_size)
+
+
+def aeq(recipe_name: str, calibration_size: int) -> Recipe:
+    """The record of one AI Edge Quantizer recipe applied to the fp32 conversion."""
+    return Recipe(
+        f"aeq_{recipe_name}",
+        None,
+        calibration_size=calibration_size,
+        backend=Backend.AI_EDGE_QUANTIZER,
+        aeq_recipe=recipe_name,
+    )

@@ -5,7 +5,8 @@ granularity (per-tensor <-> per-channel) -> keeping the k worst layers in float 
 only: the Edge TPU needs full-integer uint8) -> QAT for N epochs. Each trial is judged on the
 VALIDATION split (the test split is never used for a choice) against `max_drop_pp` percentage
 points below the float model; the first trial that meets it wins. Every trial is appended to
-`autoquant.jsonl`; the winner (or, if none meets the target, the best) is written as
+`autoquant.jsonl` with its typed recipe, and each trial's model lands in `autoquant/` beside its
+`<trial>.recipe.json`; the winner (or, if none meets the target, the best) is written as
 `autoquant_best.tflite` with its recipe, and only then measured on the test split.
 """
 
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant import atomic
 from edgequant.data import calibration
 from edgequant.evaluate import accuracy
 from edgequant.quantize import convert, recipes
@@ -33,7 +33,7 @@ TARGETS = ("edgetpu", "cpu")
 class Trial:
     step: str
     description: str
-    recipe: dict
+    recipe: dict  # the trial's recipes.Recipe as a dict (name = the trial file's stem)
     path: str
     val_accuracy: float
     drop_pp: float
@@ -44,8 +44,8 @@ def _other(weights: str) -> str:
     return "per_tensor" if weights == "per_channel" else "per_channel"
 
 
-def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], None]]]:
-    """(step, description, recipe dict, write(path)) in order of cost."""
+def candidates(study, cfg) -> Iterator[tuple[str, str, recipes.Recipe, Callable[[], bytes]]]:
+    """(step, description, recipe, make() -> .tflite bytes) in order of cost."""
     q = study.config.quantize
     mode = "uint8" if cfg.target == "edgetpu" else "int8"
     train = study.data.require("train")
@@ -54,10 +54,10 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
         rep = calibration.build(train, size, study.config.seed, study.input_shape)
         recipe = recipes.get(mode, weights, size)
 
-        def write(path: Path) -> None:
-            atomic.write_bytes(path, convert.convert(study.model, recipe, rep))
+        def make() -> bytes:
+            return convert.convert(study.model, recipe, rep)
 
-        return recipe.to_dict(), write
+        return recipe, make
 
     big = min(cfg.large_calibration_size, len(train))
     yield (
@@ -84,20 +84,22 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
         for k in range(1, cfg.max_float_layers + 1):
             names = [e.tensor_name for e in errors[:k]]
 
-            def write(path: Path, names=names) -> None:
-                atomic.write_bytes(
-                    path, layers.denylisted_model(study.model, rep, x_val, names, q.weights)
-                )
+            def make(names=names) -> bytes:
+                return layers.denylisted_model(study.model, rep, x_val, names, q.weights)
 
-            yield (
-                "float_layers",
-                f"int8 with the {k} worst layer(s) in float",
-                {"float_layers": names},
-                write,
+            recipe = dataclasses.replace(
+                recipes.get("int8_fallback", q.weights, big), float_layers=tuple(names)
             )
+            yield ("float_layers", f"int8 with the {k} worst layer(s) in float", recipe, make)
     if cfg.qat_epochs:
+        qat_recipe = dataclasses.replace(
+            recipes.get(mode, q.weights, big),
+            qat=recipes.QatSettings(
+                cfg.qat_epochs, cfg.qat_learning_rate, per_tensor=q.weights == "per_tensor"
+            ),
+        )
 
-        def write_qat(path: Path) -> None:
+        def make_qat() -> bytes:
             from edgequant.train import qat
 
             model = qat.apply(qat.annotate(study.model), q.weights == "per_tensor")
@@ -112,14 +114,9 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, dict, Callable[[Path], No
                 learning_rate=cfg.qat_learning_rate,
             )
             rep = calibration.build(train, big, study.config.seed, study.input_shape)
-            atomic.write_bytes(path, convert.convert(model, recipes.get(mode, q.weights, big), rep))
+            return convert.convert(model, qat_recipe, rep)
 
-        yield (
-            "qat",
-            f"QAT {cfg.qat_epochs} epoch(s), then {mode}",
-            {"qat_epochs": cfg.qat_epochs, "mode": mode},
-            write_qat,
-        )
+        yield ("qat", f"QAT {cfg.qat_epochs} epoch(s), then {mode}", qat_recipe, make_qat)
 
 
 def search(study, cfg) -> dict:
@@ -135,43 +132,38 @@ def search(study, cfg) -> dict:
         np.mean(study.model.predict(x_val, batch_size=500, verbose=0).argmax(-1) == val.y)
     )
     trials: list[Trial] = []
-    for i, (step, desc, recipe, write) in enumerate(candidates(study, cfg)):
+    for i, (step, desc, recipe, make) in enumerate(candidates(study, cfg)):
         if i >= cfg.max_trials:
             log.warning("autoquant: budget of %d trials spent", cfg.max_trials)
             break
-        path = out_dir / f"trial{i}_{step}.tflite"
-        write(path)
+        recipe = dataclasses.replace(recipe, name=f"trial{i}_{step}", note=f"autoquant: {desc}")
+        path = convert.write(make(), recipe, out_dir)
         acc = accuracy.evaluate_tflite(path, x_val, val.y).accuracy
         drop = 100 * (float_val - acc)
-        trial = Trial(step, desc, recipe, str(path), acc, drop, drop <= cfg.max_drop_pp)
+        trial = Trial(step, desc, recipe.to_dict(), str(path), acc, drop, drop <= cfg.max_drop_pp)
         trials.append(trial)
+        # The run is staged in another folder (rundir.staged): the log names the trial's model
+        # relative to the workdir, which stays true after the swap.
+        record = {
+            "trial": i,
+            **dataclasses.asdict(trial),
+            "path": path.relative_to(study.workdir).as_posix(),
+            "float_val_accuracy": float_val,
+        }
         with open(log_path, "a") as f:
-            f.write(
-                json.dumps(
-                    {"trial": i, **dataclasses.asdict(trial), "float_val_accuracy": float_val}
-                )
-                + "\n"
-            )
+            f.write(json.dumps(record) + "\n")
         log.info("autoquant trial %d (%s): val drop %.2f pp", i, desc, drop)
         if trial.meets_target:
             break
     best = next((t for t in trials if t.meets_target), None) or max(
         trials, key=lambda t: t.val_accuracy
     )
-    final = Path(study.workdir) / "autoquant_best.tflite"
-    atomic.write_bytes(final, Path(best.path).read_bytes())
-    atomic.write_text(
-        Path(study.workdir) / "autoquant_best.recipe.json",
-        json.dumps(
-            {
-                "name": "autoquant_best",
-                "step": best.step,
-                "description": best.description,
-                **best.recipe,
-            },
-            indent=1,
-        ),
+    best_recipe = dataclasses.replace(
+        recipes.Recipe.from_dict(best.recipe),
+        name="autoquant_best",
+        note=f"autoquant winner, step '{best.step}': {best.description}",
     )
+    final = convert.write(Path(best.path).read_bytes(), best_recipe, study.workdir)
     met = best.meets_target
     summary = (
         f"Target: at most {cfg.max_drop_pp} pp below float on the validation split ({cfg.target}). "
@@ -190,6 +182,7 @@ def search(study, cfg) -> dict:
         "winner": dataclasses.asdict(best),
         "trials": [dataclasses.asdict(t) for t in trials],
         "path": str(final),
+        "recipe": best_recipe.to_dict(),
         "summary": summary,
     }
 
@@ -200,6 +193,4 @@ def autoquant_stage(study, results: dict) -> list[Artifact]:
         return []
     result = search(study, cfg)
     results["autoquant"] = result
-    return [
-        Artifact("autoquant_best", Path(result["path"]), {"recipe": result["winner"]["recipe"]})
-    ]
+    return [Artifact("autoquant_best", Path(result["path"]), {"recipe": result["recipe"]})]

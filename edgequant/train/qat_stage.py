@@ -18,6 +18,27 @@ from edgequant.train import qat
 log = logging.getLogger(__name__)
 
 
+def annotated_layers(qat_model) -> tuple[str, ...]:
+    """The layers `qat.apply` wrapped for fake quantization (no-op-configured ones included)."""
+    return tuple(
+        layer.layer.name
+        for layer in qat_model.layers
+        if type(layer).__name__.startswith("QuantizeWrapper")
+    )
+
+
+def qat_settings(qat_model, cfg, per_tensor: bool) -> recipes.QatSettings:
+    """What the qat config block asked for, and the layers it resolved to, for the recipe."""
+    return recipes.QatSettings(
+        epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        layers=tuple(cfg.layers),
+        noop_layers=tuple(cfg.noop_layers),
+        per_tensor=per_tensor,
+        annotated=annotated_layers(qat_model),
+    )
+
+
 def qat_stage(study, results: dict) -> list[Artifact]:
     cfg = study.config.get("qat")
     if cfg is None or not cfg.enabled:
@@ -43,12 +64,14 @@ def qat_stage(study, results: dict) -> list[Artifact]:
         "parity": {},
     }
     made = []
+    settings = qat_settings(model, cfg, per_tensor)
     for mode in ("uint8", "int8"):
         recipe = recipes.Recipe(
             f"qat_{mode}",
             recipes.Mode(mode),
             study.config.quantize.weights,
-            study.config.quantize.calibration_size,
+            len(study.representative[: study.config.quantize.calibration_size]),
+            qat=settings,
         )
         path = convert.write(
             convert.convert(model, recipe, study.representative), recipe, study.workdir

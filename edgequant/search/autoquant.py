@@ -17,8 +17,6 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-
 from edgequant import atomic
 from edgequant.data import calibration
 from edgequant.evaluate import accuracy
@@ -131,9 +129,8 @@ def search(study, cfg) -> dict:
     log_path = Path(study.workdir) / "autoquant.jsonl"
     val = study.data.require("val")
     x_val = val.x
-    float_val = float(
-        np.mean(study.model.predict(x_val, batch_size=500, verbose=0).argmax(-1) == val.y)
-    )
+    batch_size = study.config.evaluate.batch_size
+    float_val = accuracy.evaluate_keras(study.model, x_val, val.y, batch_size).accuracy
     trials: list[Trial] = []
     for i, (step, desc, recipe, write) in enumerate(candidates(study, cfg)):
         if i >= cfg.max_trials:
@@ -141,7 +138,7 @@ def search(study, cfg) -> dict:
             break
         path = out_dir / f"trial{i}_{step}.tflite"
         write(path)
-        acc = accuracy.evaluate_tflite(path, x_val, val.y).accuracy
+        acc = accuracy.evaluate_tflite(path, x_val, val.y, batch_size).accuracy
         drop = 100 * (float_val - acc)
         trial = Trial(step, desc, recipe, str(path), acc, drop, drop <= cfg.max_drop_pp)
         trials.append(trial)

@@ -158,3 +158,37 @@ def test_accuracy_results_compare_by_their_numbers():
     a = accuracy.Accuracy(0.5, 2, 1.0, np.array([0, 1]))
     assert a == dataclasses.replace(a, predicted=np.array([1, 1]))
     assert a.to_dict() == {"accuracy": 0.5, "n": 2, "seconds": 1.0, "images_per_s": 2.0}
+
+
+@pytest.mark.slow
+def test_qat_stage_fine_tunes_through_the_loop_and_scores_with_the_evaluator(
+    tiny_model, prepared, representative, tmp_path
+):
+    """The pipeline's QAT stage, 8-bit and n-bit, on a batch size that divides nothing here."""
+    from edgequant.study import Study
+    from edgequant.train import qat_stage
+
+    config = _config(qat_epochs=1)
+    config.evaluate.batch_size = 7
+    config.quantize.calibration_size = len(representative)
+    data = Dataset(
+        "mnist",
+        prepared.source,
+        Split(prepared.train.x[:200], prepared.train.y[:200]),
+        Split(prepared.val.x[:60], prepared.val.y[:60]),
+        Split(prepared.test.x[:101], prepared.test.y[:101]),
+        prepared.num_classes,
+    )
+    float_acc = accuracy.evaluate_keras(tiny_model, data.test.x, data.test.y, 7).accuracy
+    results: dict = {}
+    made = qat_stage.qat_stage(Study(config, tmp_path, data, tiny_model, representative), results)
+    q = results["qat"]
+    assert [a.name for a in made] == ["qat_uint8", "qat_int8"]
+    # Fine-tuned from a ~90% model for one short epoch: still a classifier, and the converted
+    # models agree with the QAT Keras model the evaluator scored.
+    assert abs(q["keras_accuracy"] - float_acc) <= 0.1, (q["keras_accuracy"], float_acc)
+    assert round(q["keras_accuracy"] * 101) == pytest.approx(q["keras_accuracy"] * 101)
+    assert min(q["parity"].values()) >= 0.95, q["parity"]
+    assert 0 < q["nbit"]["keras_accuracy"] <= 1
+    board = tmp_path / "tensorboard"
+    assert _event_dirs(board / "qat") == _event_dirs(board / "qat_nbit") == ["train", "validation"]

@@ -160,7 +160,6 @@ def test_accuracy_results_compare_by_their_numbers():
     assert a.to_dict() == {"accuracy": 0.5, "n": 2, "seconds": 1.0, "images_per_s": 2.0}
 
 
-@pytest.mark.slow
 def test_qat_stage_fine_tunes_through_the_loop_and_scores_with_the_evaluator(
     tiny_model, prepared, representative, tmp_path
 ):

@@ -3,6 +3,13 @@
 TFLite models are run with the input tensor resized to a whole batch, so 10,000 MNIST images cost
 a few dozen invokes instead of 10,000 Python round-trips. Integer inputs are quantized and integer
 outputs dequantized with each tensor's own scale and zero point, exactly as a deployed app must.
+
+This module is the one place a Keras model's top-1 accuracy is measured (`evaluate_keras`:
+the pipeline's float model, the QAT stage's fake-quantized models, autoquant's float baseline),
+always at the caller's `config.evaluate.batch_size`. `metrics.evaluate` is the streaming
+evaluator of a deployment's variants (any outputs, by name, fidelity to the float model) and
+`runner.SignatureModel` the by-name TFLite runner it drives; this module's array-in,
+labels-in path serves the training pipeline, whose data is one preprocessed array per split.
 """
 
 from __future__ import annotations
@@ -17,12 +24,18 @@ from edgequant import progress
 from edgequant.evaluate.artifact import load_interpreter
 from edgequant.evaluate.runner import dequantize, quantize
 
+# Samples per batch when a caller passes none; callers with a config pass
+# config.evaluate.batch_size. Accuracy does not depend on it (the last batch is padded or cut).
+DEFAULT_BATCH_SIZE = 500
+
 
 @dataclasses.dataclass(frozen=True)
 class Accuracy:
     accuracy: float
     n: int
     seconds: float
+    # The predicted class of every sample, for agreement checks (e.g. QAT Keras vs TFLite).
+    predicted: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def images_per_s(self) -> float:
@@ -40,7 +53,9 @@ class Accuracy:
 class BatchedModel:
     """A TFLite model run on float batches: quantizes inputs, dequantizes outputs."""
 
-    def __init__(self, path: str | Path, batch_size: int = 500, num_threads: int | None = None):
+    def __init__(
+        self, path: str | Path, batch_size: int = DEFAULT_BATCH_SIZE, num_threads: int | None = None
+    ):
         self.interp = load_interpreter(path, num_threads)
         inp = self.interp.get_input_details()[0]
         if len(self.interp.get_input_details()) != 1:
@@ -90,17 +105,24 @@ class BatchedModel:
 
 
 def evaluate_tflite(
-    model: str | Path | BatchedModel, x: np.ndarray, y: np.ndarray, batch_size: int = 500
+    model: str | Path | BatchedModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Accuracy:
     """Accuracy of a .tflite (path or an already-built BatchedModel) on float inputs x."""
     if not isinstance(model, BatchedModel):
         model = BatchedModel(model, batch_size)
     start = time.perf_counter()
     pred = model.predict(x).argmax(axis=-1)
-    return Accuracy(float(np.mean(pred == y)), len(y), time.perf_counter() - start)
+    return Accuracy(float(np.mean(pred == y)), len(y), time.perf_counter() - start, pred)
 
 
-def evaluate_keras(model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Accuracy:
+def evaluate_keras(
+    model, x: np.ndarray, y: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Accuracy:
+    """Top-1 accuracy of a Keras classifier on inputs x, predicted `batch_size` samples at a
+    time (callers pass config.evaluate.batch_size; any size gives the same accuracy)."""
     start = time.perf_counter()
     pred = model.predict(x, batch_size=batch_size, verbose=0).argmax(axis=-1)
-    return Accuracy(float(np.mean(pred == y)), len(y), time.perf_counter() - start)
+    return Accuracy(float(np.mean(pred == y)), len(y), time.perf_counter() - start, pred)

@@ -18,8 +18,6 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-
 from edgequant.data import calibration
 from edgequant.evaluate import accuracy
 from edgequant.quantize import convert, recipes
@@ -128,9 +126,8 @@ def search(study, cfg) -> dict:
     log_path = Path(study.workdir) / "autoquant.jsonl"
     val = study.data.require("val")
     x_val = val.x
-    float_val = float(
-        np.mean(study.model.predict(x_val, batch_size=500, verbose=0).argmax(-1) == val.y)
-    )
+    batch_size = study.config.evaluate.batch_size
+    float_val = accuracy.evaluate_keras(study.model, x_val, val.y, batch_size).accuracy
     trials: list[Trial] = []
     for i, (step, desc, recipe, make) in enumerate(candidates(study, cfg)):
         if i >= cfg.max_trials:
@@ -138,7 +135,7 @@ def search(study, cfg) -> dict:
             break
         recipe = dataclasses.replace(recipe, name=f"trial{i}_{step}", note=f"autoquant: {desc}")
         path = convert.write(make(), recipe, out_dir)
-        acc = accuracy.evaluate_tflite(path, x_val, val.y).accuracy
+        acc = accuracy.evaluate_tflite(path, x_val, val.y, batch_size).accuracy
         drop = 100 * (float_val - acc)
         trial = Trial(step, desc, recipe.to_dict(), str(path), acc, drop, drop <= cfg.max_drop_pp)
         trials.append(trial)

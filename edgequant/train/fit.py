@@ -167,39 +167,92 @@ def compile_model(model, learning_rate: float, steps: int) -> None:
     )
 
 
-def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -> TrainResult:
-    """Trains `model` on data.train, validates on data.val, saves `<workdir>/float.keras`."""
+@dataclasses.dataclass(frozen=True)
+class LoopResult:
+    """What one run of the training loop gives back: Keras' per-epoch history (loss, accuracy,
+    val_loss, val_accuracy as float lists), the last epoch's validation accuracy, wall time."""
+
+    history: dict
+    val_accuracy: float
+    seconds: float
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get("loss", []))
+
+
+def run_loop(
+    model,
+    data: Dataset,
+    config,
+    workdir: str | Path,
+    *,
+    epochs: int,
+    learning_rate: float,
+    log_name: str,
+    augment: bool = False,
+    verbose: int = 2,
+) -> LoopResult:
+    """The one training loop: float training and QAT fine-tuning are both this function.
+
+    Seeds from `config.seed`; batches `data.train` / `data.val` at `config.train.batch_size`
+    (augmented only when `augment` and `config.train.augment.enabled`: the float run); compiles
+    Adam with one cosine decay over `epochs` from `learning_rate`; trains a replica under
+    `config.distribute` whose weights are copied back into `model` (see `replica`); and logs
+    every epoch to `<workdir>/tensorboard/<log_name>` on the chief only (`distribute.output_dir`).
+    QAT is this loop on a quantization-annotated model with its own epochs and learning rate.
+    An interrupt (SIGINT/SIGTERM raise `cli.Interrupted`, a KeyboardInterrupt) propagates out of
+    Keras' fit untouched, so callers' cleanup runs and nothing half-trained is saved here.
+    """
     import time
 
-    t = config.train
-    train_split, val_split = data.require("train"), data.require("val")
-    x_train, x_val = train_split.x, val_split.x  # preprocessed once by data.load
-    set_seed(config.seed)
-    augment = _augmenter(t.augment, config.seed) if t.augment.enabled else None
-    ds = make_dataset(x_train, train_split.y, t.batch_size, config.seed, augment)
-    val = make_dataset(x_val, val_split.y, t.batch_size, config.seed, shuffle=False)
-    steps = t.epochs * math.ceil(len(x_train) / t.batch_size)
-    Path(workdir).mkdir(parents=True, exist_ok=True)  # fails with one line before training
-    start = time.perf_counter()
     import tf_keras as keras
 
+    train_split, val_split = data.require("train"), data.require("val")
+    batch_size = config.train.batch_size
+    set_seed(config.seed)
+    aug = config.train.augment
+    augmenter = _augmenter(aug, config.seed) if augment and aug.enabled else None
+    ds = make_dataset(train_split.x, train_split.y, batch_size, config.seed, augmenter)
+    val = make_dataset(val_split.x, val_split.y, batch_size, config.seed, shuffle=False)
+    steps = epochs * math.ceil(len(train_split) / batch_size)
+    Path(workdir).mkdir(parents=True, exist_ok=True)  # fails with one line before training
+    start = time.perf_counter()
+    # Only the chief writes the workdir; another worker logs into a temporary folder.
     with distribute.output_dir(workdir) as out, replica(model, config) as m:
         with strategy(config).scope():
-            compile_model(m, t.learning_rate, steps)
-        board = keras.callbacks.TensorBoard(str(out / "tensorboard" / "float"), write_graph=False)
-        hist = m.fit(ds, epochs=t.epochs, validation_data=val, verbose=verbose, callbacks=[board])
+            compile_model(m, learning_rate, steps)
+        board = keras.callbacks.TensorBoard(str(out / "tensorboard" / log_name), write_graph=False)
+        hist = m.fit(ds, epochs=epochs, validation_data=val, verbose=verbose, callbacks=[board])
     seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    return LoopResult(history, history["val_accuracy"][-1], seconds)
+
+
+def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -> TrainResult:
+    """Trains `model` on data.train, validates on data.val, saves `<workdir>/float.keras`."""
+    t = config.train
+    run = run_loop(
+        model,
+        data,
+        config,
+        workdir,
+        epochs=t.epochs,
+        learning_rate=t.learning_rate,
+        log_name="float",
+        augment=True,
+        verbose=verbose,
+    )
     workdir = Path(workdir)
     # The chief saves into the workdir; any other worker saves its identical copy into a
     # temporary folder that is removed at once (the pattern of TF's multi-worker guide).
     path = workdir / "float.keras"
-    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     with distribute.output_dir(workdir) as out:
         out.mkdir(parents=True, exist_ok=True)
         with atomic.target(out / "float.keras") as tmp:
             model.save(tmp)
-        atomic.write_json(out / "history.json", history)
-    return TrainResult(str(path), history, history["val_accuracy"][-1], seconds)
+        atomic.write_json(out / "history.json", run.history)
+    return TrainResult(str(path), run.history, run.val_accuracy, run.seconds)
 
 
 def load_model(path: str | Path):

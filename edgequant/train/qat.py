@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import math
 from pathlib import Path
 
 from edgequant.data.dataset import Dataset
@@ -136,6 +135,7 @@ class QATResult:
     model: object
     val_accuracy: float
     seconds: float
+    history: dict = dataclasses.field(default_factory=dict)  # per epoch, as fit.train's
 
 
 def fine_tune(
@@ -148,38 +148,25 @@ def fine_tune(
     log_name: str = "qat",
     learning_rate: float | None = None,
 ) -> QATResult:
-    """Fine-tunes a QAT model from the float weights (cosine-decayed LR from config.qat).
+    """Fine-tunes a QAT model from the float weights: `fit.run_loop` with QAT's own epochs and
+    learning rate (config.qat's unless given; without a qat block, as in autoquant, a tenth of
+    the float learning rate), no augmentation, logged to `tensorboard/<log_name>`.
 
     `qat_model` is a plain (not distributed) model; under config.distribute a replica made in
     the strategy's scope is trained and its weights are copied back (see `fit.replica`).
     """
-    import time
-
-    keras, _ = _keras()
-    q = config.get("qat")  # without a qat block (autoquant): a tenth of the float learning rate
+    q = config.get("qat")
     if learning_rate is None:
         learning_rate = q.learning_rate if q is not None else config.train.learning_rate / 10
     epochs = q.epochs if epochs is None else epochs
-    train, val = data.require("train"), data.require("val")
-    x_train, x_val = train.x, val.x  # preprocessed once by data.load
-    fit.set_seed(config.seed)
-    ds = fit.make_dataset(x_train, train.y, config.train.batch_size, config.seed)
-    val_ds = fit.make_dataset(x_val, val.y, config.train.batch_size, config.seed, shuffle=False)
-    steps = epochs * math.ceil(len(x_train) / config.train.batch_size)
-    start = time.perf_counter()
-    # Under multi_worker, a non-chief worker's workdir is already a temporary folder
-    # (distribute.output_dir), so its TensorBoard logs never reach the chief's workdir.
-    logs = Path(workdir) / "tensorboard" / log_name
-    with fit.replica(qat_model, config) as m:  # trained inside the strategy, weights copied back
-        with fit.strategy(config).scope():
-            fit.compile_model(m, learning_rate, steps)
-        hist = m.fit(
-            ds,
-            epochs=epochs,
-            validation_data=val_ds,
-            verbose=verbose,
-            callbacks=[keras.callbacks.TensorBoard(str(logs), write_graph=False)],
-        )
-    return QATResult(
-        qat_model, float(hist.history["val_accuracy"][-1]), time.perf_counter() - start
+    run = fit.run_loop(
+        qat_model,
+        data,
+        config,
+        workdir,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        log_name=log_name,
+        verbose=verbose,
     )
+    return QATResult(qat_model, run.val_accuracy, run.seconds, run.history)

@@ -53,8 +53,9 @@ def qat_stage(study, results: dict) -> list[Artifact]:
         qat.annotate(study.model, tuple(cfg.layers), tuple(cfg.noop_layers)), per_tensor
     )
     tuned = qat.fine_tune(model, study.data, study.config, study.workdir)
-    keras_probs = model.predict(study.x_test, batch_size=500, verbose=0)
-    keras_acc = float(np.mean(keras_probs.argmax(-1) == test.y))
+    batch_size = study.config.evaluate.batch_size
+    keras_eval = accuracy.evaluate_keras(model, study.x_test, test.y, batch_size)
+    keras_acc = keras_eval.accuracy
     summary = {
         "keras_accuracy": keras_acc,
         "val_accuracy": tuned.val_accuracy,
@@ -79,7 +80,7 @@ def qat_stage(study, results: dict) -> list[Artifact]:
         tflite_probs = accuracy.BatchedModel(path, study.config.evaluate.batch_size).predict(
             study.x_test
         )
-        agreement = float(np.mean(tflite_probs.argmax(-1) == keras_probs.argmax(-1)))
+        agreement = float(np.mean(tflite_probs.argmax(-1) == keras_eval.predicted))
         summary["parity"][recipe.name] = agreement
         made.append(
             Artifact(
@@ -94,11 +95,12 @@ def qat_stage(study, results: dict) -> list[Artifact]:
             tuple(cfg.nbit),
         )
         qat.fine_tune(nbit_model, study.data, study.config, study.workdir, log_name="qat_nbit")
-        probs = nbit_model.predict(study.x_test, batch_size=500, verbose=0)
         summary["nbit"] = {
             "weight_bits": cfg.nbit[0],
             "activation_bits": cfg.nbit[1],
-            "keras_accuracy": float(np.mean(probs.argmax(-1) == test.y)),
+            "keras_accuracy": accuracy.evaluate_keras(
+                nbit_model, study.x_test, test.y, batch_size
+            ).accuracy,
             "deployable": False,
             "note": "simulated in Keras only: TFLite kernels support 8-bit, so this model "
             "cannot be converted for deployment",

@@ -25,6 +25,7 @@ import numpy as np
 
 from edgequant import atomic, config_check, rundir, usermodel
 from edgequant.data import preprocess, sources, stats
+from edgequant.data.dataset import Dataset, Split
 from edgequant.errors import UserError
 from edgequant.evaluate import artifact, metrics
 from edgequant.evaluate.runner import SignatureModel
@@ -518,30 +519,30 @@ def build_qat(study: Study, failing: dict) -> dict:
 
     cfg = study.config.recovery
     model = study.model
-    if len(model.outputs) != 1 or study.labels_output is None:
-        raise UserError("QAT here fine-tunes one-output classifiers with labelled data")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or study.labels_output is None:
+        raise UserError("QAT here fine-tunes one-input, one-output classifiers with labelled data")
     source = _open(study.config, cfg.train_data, model, lambda: study.preprocessing)
     if source.labels is None:
         raise UserError(f"--train_data {cfg.train_data} has no labels")
     x, y = sources.everything(source, "train").subset(cfg.qat_samples, study.config.seed).arrays()
+    x = x[model.input_names[0]]
     qat_model = qat.apply(qat.annotate(model.keras), study.config.quantize.weights == "per_tensor")
-    probe = qat_model.predict(x[model.input_names[0]][:64], verbose=0)
+    probe = qat_model.predict(x[:64], verbose=0)
     from_logits = not np.allclose(probe.sum(-1), 1.0, atol=1e-3) or probe.min() < 0
-    import tf_keras as keras
-
-    fit.set_seed(study.config.seed)
-    steps = cfg.qat_epochs * -(-len(y) // study.config.train.batch_size)
-    qat_model.compile(
-        optimizer=keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(cfg.qat_learning_rate, max(1, steps))
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+    # The one training loop (fit.run_loop) validates on a tenth of the samples it is given.
+    n_val = max(1, len(y) // 10)
+    data = Dataset(
+        "recovery", cfg.train_data, Split(x[n_val:], y[n_val:]), Split(x[:n_val], y[:n_val]), None
     )
-    qat_model.fit(
-        x[model.input_names[0]],
-        y,
-        batch_size=study.config.train.batch_size,
+    tuned = fit.run_loop(
+        qat_model,
+        data,
+        study.config,
+        study.out_dir,
         epochs=cfg.qat_epochs,
+        learning_rate=cfg.qat_learning_rate,
+        log_name="recovery_qat",
+        from_logits=from_logits,
         verbose=0,
     )
     mode = failing["recipe"]["mode"]
@@ -560,14 +561,16 @@ def build_qat(study: Study, failing: dict) -> dict:
             cfg.qat_learning_rate,
             per_tensor=study.config.quantize.weights == "per_tensor",
             annotated=annotated_layers(qat_model),
-            samples=len(y),
+            samples=len(data.train),
         ),
     )
     content = convert.convert(
         usermodel.from_keras(qat_model, names_from=model), recipe, study.samples
     )
     path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-    return describe(recipe.name, path, recipe, "int8", "int8", n, "qat")
+    entry = describe(recipe.name, path, recipe, "int8", "int8", n, "qat")
+    entry["qat_val_accuracy"] = tuned.val_accuracy  # the fake-quant Keras model, held-out tenth
+    return entry
 
 
 # --- Edge TPU, latency, recommendation --------------------------------------------------------

@@ -261,8 +261,10 @@ def test_device_runner_literal_defaults_equal_the_one_home():
 
 
 def test_configs_and_the_tool_flags_read_the_one_home():
-    from configs import mnist, test
+    from edgequant import workspace
     from edgequant.bench import settings
+
+    mnist, test = workspace.config_module("mnist"), workspace.config_module("test")
 
     base = mnist.get_config().bench
     assert {k: base[k] for k in settings.CONFIG_FIELDS} == {

@@ -128,9 +128,11 @@ def assert_every_tflite_has_its_recipe(folder: Path) -> dict[str, Recipe]:
 def full_run(tmp_path_factory):
     """The tiny pipeline with every stage that writes a model: PTQ, diagnosis (mixed_k1), AEQ,
     QAT and the autoquant search."""
-    from configs import mnist_autoquant, mnist_qat
-    from configs import test as test_config
-    from edgequant import pipeline
+    from edgequant import pipeline, workspace
+
+    mnist_autoquant = workspace.config_module("mnist_autoquant")
+    mnist_qat = workspace.config_module("mnist_qat")
+    test_config = workspace.config_module("test")
 
     config = test_config.get_config()
     config.quantize.recipes = ("fp32", "uint8")

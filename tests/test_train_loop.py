@@ -31,9 +31,9 @@ def small(prepared):
 
 
 def _config(qat_epochs: int):
-    from configs import mnist_qat
+    from edgequant import workspace
 
-    c = mnist_qat.get_config()
+    c = workspace.config("mnist_qat")
     c.train.epochs = 1
     c.train.augment.enabled = True  # the float run augments; QAT must not
     c.qat.epochs = qat_epochs
@@ -41,10 +41,10 @@ def _config(qat_epochs: int):
 
 
 def _model():
-    import models
+    from edgequant import zoo
 
     fit.set_seed(0)
-    return models.build("mnist_cnn", (28, 28, 1), 10, filters=(4, 8), dense_units=16, dropout=0.0)
+    return zoo.build("mnist_cnn", (28, 28, 1), 10, filters=(4, 8), dense_units=16, dropout=0.0)
 
 
 def _event_dirs(root) -> list[str]:

@@ -155,14 +155,16 @@ def make_dataset(
     return ds.prefetch(2)
 
 
-def compile_model(model, learning_rate: float, steps: int) -> None:
-    """Adam with cosine decay over the whole run: one schedule for float training and QAT."""
+def compile_model(model, learning_rate: float, steps: int, from_logits: bool = False) -> None:
+    """Adam with cosine decay over the whole run: one schedule for float training and QAT.
+
+    Zoo models end in softmax; a user's classifier may end in logits (`from_logits`)."""
     import tf_keras as keras
 
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",  # zoo models end in softmax
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
 
@@ -191,6 +193,7 @@ def run_loop(
     learning_rate: float,
     log_name: str,
     augment: bool = False,
+    from_logits: bool = False,
     verbose: int = 2,
 ) -> LoopResult:
     """The one training loop: float training and QAT fine-tuning are both this function.
@@ -221,7 +224,7 @@ def run_loop(
     # Only the chief writes the workdir; another worker logs into a temporary folder.
     with distribute.output_dir(workdir) as out, replica(model, config) as m:
         with strategy(config).scope():
-            compile_model(m, learning_rate, steps)
+            compile_model(m, learning_rate, steps, from_logits)
         board = keras.callbacks.TensorBoard(str(out / "tensorboard" / log_name), write_graph=False)
         hist = m.fit(ds, epochs=epochs, validation_data=val, verbose=verbose, callbacks=[board])
     seconds = time.perf_counter() - start

@@ -25,12 +25,13 @@ cli.define_verbose_flag()
 def main(argv):
     import json
 
-    from edgequant import edgetpu
-    from edgequant.edgetpu import cache
+    from edgequant.edgetpu import check
+    from edgequant.edgetpu.compiler import CompileOptions
 
-    analysis = edgetpu.analyze(_MODEL.value, _MIN_RT.value, _MULTI.value, _COMPILER.value)
-    gate = edgetpu.check_full_integer(_MODEL.value, _IO.value)
-    predicted = cache.predict_cache(_MODEL.value, analysis)
+    target = CompileOptions(min_runtime_version=_MIN_RT.value, multiple_subgraphs=_MULTI.value)
+    options = check.CheckOptions(target, compiler_version=_COMPILER.value, io_dtype=_IO.value)
+    (m,) = check.check_models([_MODEL.value], options)
+    analysis, gate, predicted = m.analysis, m.gate, m.cache
     if _JSON.value:
         out = {**analysis.to_dict(), "gate": gate.to_dict(), "parameter_cache": predicted.to_dict()}
         print(json.dumps(out, indent=1))

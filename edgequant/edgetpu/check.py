@@ -121,13 +121,31 @@ def check_and_compile(
     exist, and ValueError for a file that is not a .tflite model.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    if options.compiler:
+        find_compiler(options.compiler)  # a wrong explicit path is an error even if a gate fails
+    models = check_models(paths, options)
+    if not all(m.gate.passed for m in models):
+        return EdgeTpuResult(models, None)
+    result = compile_models(paths, out_dir, options.compiler, options.compile)
+    whole = [f for f in result.output_files if "_segment_" not in f]
+    comparison = None
+    if result.status == "compiled" and len(paths) == 1 and whole:
+        comparison = compiled.compare_with_prediction(models[0].analysis, whole[0])
+    return EdgeTpuResult(models, result, comparison)
+
+
+def check_models(
+    paths: list[str | Path], options: CheckOptions = CheckOptions()
+) -> tuple[ModelCheck, ...]:
+    """Steps 1 and 2 alone (gate, prediction, cache verdict): what `tools/edgetpu_check.py`
+    reports on a machine without the compiler. The models share the parameter cache as one
+    co-compilation would."""
+    paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no model to check")
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"model not found: {p}")
-    if options.compiler:
-        find_compiler(options.compiler)  # a wrong explicit path is an error even if a gate fails
     c = options.compile
     gates = [check_full_integer(p, options.io_dtype) for p in paths]
     analyses = [
@@ -135,12 +153,4 @@ def check_and_compile(
         for p in paths
     ]
     caches = cache.predict_co_compiled(paths, analyses)
-    models = tuple(ModelCheck(*m) for m in zip(gates, analyses, caches, strict=True))
-    if not all(g.passed for g in gates):
-        return EdgeTpuResult(models, None)
-    result = compile_models(paths, out_dir, options.compiler, c)
-    whole = [f for f in result.output_files if "_segment_" not in f]
-    comparison = None
-    if result.status == "compiled" and len(paths) == 1 and whole:
-        comparison = compiled.compare_with_prediction(analyses[0], whole[0])
-    return EdgeTpuResult(models, result, comparison)
+    return tuple(ModelCheck(*m) for m in zip(gates, analyses, caches, strict=True))

@@ -587,17 +587,12 @@ def edgetpu_checks(study: Study, variants: list[dict]) -> None:
 
 
 def latency(study: Study, variants: list[dict]) -> None:
-    from edgequant.bench.latency import host_latency
+    from edgequant.bench import latency as bench_latency
 
     if not study.config.bench.enabled:
         return
     for v in variants:
-        runs = host_latency(v["path"], study.config.bench)
-        v["latency_runs"] = runs
-        v["latency_ms"] = {
-            **{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
-            "threads": runs[0]["threads"],
-        }
+        v.update(bench_latency.measure(v["path"], study.config.bench))
 
 
 def recommend(study: Study, variants: list[dict]) -> str | None:

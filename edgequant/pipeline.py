@@ -70,12 +70,7 @@ def describe_variant(study: Study, artifact: Artifact) -> dict:
         "eval": acc.to_dict(),
     }
     if study.config.bench.enabled:
-        runs = latency.host_latency(path, study.config.bench)
-        variant["latency_runs"] = runs
-        variant["latency_ms"] = {
-            **{k: runs[0]["latency_ms"][k] for k in ("p50", "p90", "p99")},
-            "threads": runs[0]["threads"],
-        }
+        variant.update(latency.measure(path, study.config.bench))
     return variant
 
 

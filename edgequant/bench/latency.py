@@ -40,3 +40,13 @@ def host_latency(path: str | Path, bench_cfg) -> list[dict]:
             }
         )
     return runs
+
+
+def measure(path: str | Path, bench_cfg) -> dict:
+    """A variant's latency fields: every run (`latency_runs`) and the headline `latency_ms`
+    (p50/p90/p99 at the first configured thread count), as results.json and deploy.json hold
+    them."""
+    runs = host_latency(path, bench_cfg)
+    first = runs[0]
+    headline = {k: first["latency_ms"][k] for k in ("p50", "p90", "p99")}
+    return {"latency_runs": runs, "latency_ms": {**headline, "threads": first["threads"]}}

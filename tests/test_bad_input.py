@@ -181,6 +181,8 @@ def test_validate_names_every_bad_setting_at_once():
     config.quantize.calibration_size = 0
     config.bench.threads = (-1,)
     config.bench.devices = ("no-such-board",)
+    config.bench.warmup_min_secs = -1.0
+    config.bench.min_secs, config.bench.max_secs = 3.0, 2.0
     with pytest.raises(ValueError) as e:
         config_check.validate(config)
     message = str(e.value)
@@ -192,6 +194,8 @@ def test_validate_names_every_bad_setting_at_once():
         "calibration_size must be positive",
         "bench.threads",
         "unknown device 'no-such-board'",
+        "bench.warmup_min_secs must be a number >= 0.0, got -1.0",
+        "bench.max_secs (2.0) must be >= bench.min_secs (3.0)",
     ):
         assert needle in message, message
     assert "\n" not in message

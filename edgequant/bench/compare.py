@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from edgequant import atomic
-
 
 def is_latency(record: dict) -> bool:
     """A successful measurement on real hardware (not an error, not an emulator's timing)."""
@@ -127,10 +125,9 @@ def check_reference(
 
 
 def plot(records: list[dict], path: str | Path) -> Path:
-    import matplotlib
+    from edgequant.report import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     ok = [r for r in records if is_latency(r)]
     models = sorted({r["model"] for r in ok})
@@ -155,7 +152,4 @@ def plot(records: list[dict], path: str | Path) -> Path:
     ax.set_title("Latency per model and device")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic.target(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path)

@@ -165,12 +165,11 @@ def trend_table(verdicts: list[Verdict], recent: int = 6) -> str:
 def plot(verdicts: list[Verdict], path: str | Path) -> Path:
     """p50 over time, one panel per model, one line per device/runtime/threads; the threshold
     of each series' newest point is drawn, and a regression is marked red."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import datetime
 
-    import matplotlib.pyplot as plt
+    from edgequant.report import plots
+
+    plt = plots.pyplot()
 
     models = sorted({v.model for v in verdicts})
     fig, axes = plt.subplots(len(models), 1, figsize=(8, 3.2 * max(1, len(models))), squeeze=False)
@@ -193,6 +192,4 @@ def plot(verdicts: list[Verdict], path: str | Path) -> Path:
         ax.legend(fontsize=7)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path, dpi=100)

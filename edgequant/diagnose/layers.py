@@ -102,10 +102,9 @@ def write_csv(errors: list[LayerError], path: str | Path) -> Path:
 
 
 def plot(errors: list[LayerError], path: str | Path, top: int = 15) -> Path:
-    import matplotlib
+    from edgequant.report import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     shown = errors[:top][::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(shown) + 1.5))
@@ -118,10 +117,7 @@ def plot(errors: list[LayerError], path: str | Path, top: int = 15) -> Path:
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic.target(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path)
 
 
 def summary_sentence(errors: list[LayerError]) -> str:

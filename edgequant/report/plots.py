@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
 from edgequant import atomic
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (servers and CI have no display), imported
+    on first use: most runs of the library draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Writes the figure whole or not at all (the format from the suffix) and frees it."""
+    path = Path(path)
+    with atomic.target(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def tradeoff(results: dict, path: str | Path) -> Path:
     """Accuracy vs p50 latency per variant; marker area proportional to model size."""
+    plt = pyplot()
     rows = [v for v in results["variants"] if v.get("accuracy") is not None and v.get("latency_ms")]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     if rows:
@@ -54,8 +70,4 @@ def tradeoff(results: dict, path: str | Path) -> Path:
     ax.set_ylabel("test accuracy [%]")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    with atomic.target(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

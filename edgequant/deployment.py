@@ -36,25 +36,6 @@ TARGETS = ("edgetpu", "cpu")
 MIN_CALIBRATION = 100  # fewer samples than this: a warning in the report (TF's guide: 100-500)
 STATS_SAMPLES = 256  # evaluation samples the data statistics compare with calibration
 
-# What each converter mode stores, for the variant's "weights"/"activations" fields.
-_PRECISION = {
-    "fp32": ("float32", "float32"),
-    "dynamic_range": ("int8", "float32"),
-    "float16": ("float16", "float32"),
-    "int8_fallback": ("int8", "int8"),
-    "int8": ("int8", "int8"),
-    "uint8": ("int8", "int8"),
-    "int16x8": ("int8", "int16"),
-}
-_AEQ_PRECISION = {
-    "static_wi8_ai8": ("int8", "int8"),
-    "static_wi8_ai16": ("int8", "int16"),
-    "dynamic_wi8_afp32": ("int8", "float32"),
-    "weight_only_wi8_afp32": ("int8", "float32"),
-    "weight_only_wi4_afp32": ("int4", "float32"),
-    "dynamic_wi4_afp32": ("int4", "float32"),
-}
-
 
 @dataclasses.dataclass
 class Study:
@@ -333,11 +314,11 @@ def build(study: Study, c: Candidate) -> dict:
     if c.samples is not None and c.samples != len(next(iter(samples.values()))):
         samples, _ = study.calibration.subset(c.samples, study.config.seed, "calibration").arrays()
     n = len(next(iter(samples.values())))
+    mixed = False  # float ops the converter kept on its own (int8_fallback)
     if c.aeq_recipe:
         path = aeq.quantize(
             _float_path(study), c.aeq_recipe, samples, study.out_dir, study.preprocessing
         )
-        weights, activations = _AEQ_PRECISION[c.aeq_recipe]
         recipe = convert.read_recipe(path)
     elif c.denylist:
         from edgequant.diagnose import layers
@@ -350,22 +331,21 @@ def build(study: Study, c: Candidate) -> dict:
             c.recipe, name=c.name, calibration_size=n, float_layers=c.denylist, note=c.step
         )
         path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-        weights, activations = "int8", "mixed"
     else:
         recipe = dataclasses.replace(c.recipe, name=c.name, calibration_size=n)
         content = convert.convert(study.model, recipe, samples)
         path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-        weights, activations = _PRECISION[recipe.mode.value]
-        if recipe.mode is recipes.Mode.INT8_FALLBACK and convert.float_ops(content):
-            activations = "mixed"
-    return describe(c.name, path, recipe, weights, activations, n, c.step)
+        # int8_fallback keeps float the ops the converter could not quantize
+        mixed = recipe.mode is recipes.Mode.INT8_FALLBACK and bool(convert.float_ops(content))
+    return describe(c.name, path, recipe, n, c.step, mixed)
 
 
-def describe(
-    name, path, recipe: recipes.Recipe, weights: str, activations: str, n: int, step: str
-) -> dict:
-    """A variant entry of deploy.json, before measurement (the recipe as its dict)."""
+def describe(name, path, recipe: recipes.Recipe, n: int, step: str, mixed: bool = False) -> dict:
+    """A variant entry of deploy.json, before measurement (the recipe as its dict). `mixed`:
+    float ops remain that the recipe did not ask for (int8_fallback's fallback)."""
     info = artifact.describe(path)
+    weights, activations = recipe.precision
+    activations = "mixed" if mixed else activations
     full_integer = info["input_dtype"] in ("uint8", "int8") and activations in ("int8", "int16")
     return {
         "name": name,
@@ -568,7 +548,7 @@ def build_qat(study: Study, failing: dict) -> dict:
         usermodel.from_keras(qat_model, names_from=model), recipe, study.samples
     )
     path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-    entry = describe(recipe.name, path, recipe, "int8", "int8", n, "qat")
+    entry = describe(recipe.name, path, recipe, n, "qat")
     entry["qat_val_accuracy"] = tuned.val_accuracy  # the fake-quant Keras model, held-out tenth
     return entry
 

@@ -3,6 +3,7 @@ pipeline run leaves no model without the recipe that made it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -202,3 +203,20 @@ def test_autoquant_log_and_trials_carry_the_typed_recipe(full_run):
         assert r == convert.read_recipe(workdir / ln["path"]) and ln["description"] in r.note
     best = convert.read_recipe(workdir / "autoquant_best.tflite")
     assert best.note.startswith("autoquant winner") and best.mode is Mode.UINT8
+
+
+def test_precision_is_what_each_recipe_stores():
+    """The module docstring's table, the AEQ names, and float layers as "mixed" activations."""
+    table = {
+        "fp32": ("float32", "float32"),
+        "dynamic_range": ("int8", "float32"),
+        "float16": ("float16", "float32"),
+        "int8": ("int8", "int8"),
+        "int16x8": ("int8", "int16"),
+    }
+    for name, expected in table.items():
+        assert recipes.get(name).precision == expected, name
+    assert recipes.aeq("static_wi8_ai16", 8).precision == ("int8", "int16")
+    assert recipes.aeq("weight_only_wi4_afp32", 8).precision == ("int4", "float32")
+    mixed = dataclasses.replace(recipes.get("int8_fallback"), float_layers=("dense/MatMul",))
+    assert mixed.precision == ("int8", "mixed")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 
 from edgequant.data import calibration
 from edgequant.jsondata import JsonData
@@ -94,6 +95,17 @@ class QatSettings(JsonData):
 _CALIBRATED = {Mode.INT8_FALLBACK, Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _FULL_INTEGER = {Mode.INT8, Mode.UINT8, Mode.INT16X8}
 _IO_DTYPE = {Mode.INT8: "int8", Mode.UINT8: "uint8"}
+# What each converter mode stores (the table above): (weights, activations).
+_PRECISION = {
+    Mode.FP32: ("float32", "float32"),
+    Mode.DYNAMIC_RANGE: ("int8", "float32"),
+    Mode.FLOAT16: ("float16", "float32"),
+    Mode.INT8_FALLBACK: ("int8", "int8"),
+    Mode.INT8: ("int8", "int8"),
+    Mode.UINT8: ("int8", "int8"),
+    Mode.INT16X8: ("int8", "int16"),
+}
+_AEQ_DTYPE = {"i4": "int4", "i8": "int8", "i16": "int16", "fp16": "float16", "fp32": "float32"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +168,17 @@ class Recipe(JsonData):
         if self.mode is None:
             raise ValueError(f"recipe {self.name}: the AI Edge Quantizer decides the I/O dtype")
         return _IO_DTYPE.get(self.mode, "float32")
+
+    @property
+    def precision(self) -> tuple[str, str]:
+        """(weights, activations) as stored: "mixed" activations when layers stay float. An AI
+        Edge Quantizer recipe says it in its name (`static_wi8_ai16`: int8 weights, int16
+        activations)."""
+        if self.mode is None:
+            w, a = re.search(r"_w(\w+?)_a(\w+)$", self.aeq_recipe or "").groups()
+            return _AEQ_DTYPE[w], _AEQ_DTYPE[a]
+        weights, activations = _PRECISION[self.mode]
+        return weights, "mixed" if self.float_layers else activations
 
     def to_dict(self) -> dict:
         """Every field, always: readers of deploy.json index `recipe["backend"]` directly."""

@@ -22,11 +22,7 @@ import numpy as np
 
 from edgequant import progress
 from edgequant.evaluate.artifact import load_interpreter
-from edgequant.evaluate.runner import dequantize, quantize
-
-# Samples per batch when a caller passes none; callers with a config pass
-# config.evaluate.batch_size. Accuracy does not depend on it (the last batch is padded or cut).
-DEFAULT_BATCH_SIZE = 500
+from edgequant.evaluate.runner import DEFAULT_BATCH_SIZE, dequantize, quantize
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgequant import progress
 from edgequant.errors import UserError
+from edgequant.evaluate import runner
 
 
 def is_classifier_shaped(shape) -> bool:
@@ -131,7 +132,7 @@ def evaluate(
     labels_output: str | None = None,
     num_classes: int = 0,
     class_names=None,
-    batch_size: int = 64,
+    batch_size: int = runner.DEFAULT_BATCH_SIZE,
 ) -> dict[str, dict]:
     """One pass over `split`: metrics for every model (name -> SignatureModel-like).
 

@@ -44,15 +44,13 @@ def keras3_digit_model(digits, tmp_path_factory):
     """A Keras 3 CNN (the format TF 2.16+ saves by default) trained briefly on real digits."""
     keras = _keras3()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1), name="pixels"),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax", name="probs"),
-        ]
+    # Functional, as most users' models are (notebook 04 shows a Sequential one).
+    pixels = keras.Input((28, 28, 1), name="pixels")
+    hidden = keras.layers.MaxPooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(pixels))
+    probs = keras.layers.Dense(10, activation="softmax", name="probs")(
+        keras.layers.Flatten()(hidden)
     )
+    model = keras.Model(pixels, probs)
     model.compile("adam", "sparse_categorical_crossentropy")
     x = digits.train.x[:1500, ..., None] / 255.0
     model.fit(x, digits.train.y[:1500], epochs=2, batch_size=64, verbose=0)

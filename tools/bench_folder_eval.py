@@ -84,9 +84,8 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
 
 
 def main(argv):
-    import platform
-
     from edgequant import usermodel
+    from edgequant.bench import device_runner
     from edgequant.data import preprocess, sources
 
     model = usermodel.load(_MODEL.value)
@@ -110,7 +109,7 @@ def main(argv):
         "top1": result["top1"],
         "peak_rss_mb": peak_rss_mb(),
         "batch_size": _BATCH.value,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "environment": device_runner.collect_environment(),
     }
     print(
         f"{report['images']} images: edgequant {report['edgequant_images_per_s']:.0f} img/s, "

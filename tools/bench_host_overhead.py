@@ -41,7 +41,6 @@ def _warm_tensorflow() -> None:
 
 def main(argv):
     import os
-    import platform
     import statistics
     import subprocess
     import sys
@@ -90,8 +89,7 @@ def main(argv):
         "in_process_vs_bare": med(inproc) / med(bare),
         "harness_process_overhead_s": med(overhead),
         "per_round": {"harness": harness, "bare": bare, "in_process": inproc},
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cores": device_runner.collect_environment()["cores"],
+        "environment": device_runner.collect_environment(),
         "load_average": list(os.getloadavg()),
         "runtime": f"{r['runtime']} {r['runtime_version']}",
     }

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from edgequant import workspace
 from edgequant.errors import UserError  # also re-exported: binaries raise cli.UserError
 
 
@@ -62,8 +63,6 @@ def project_path(relative: str) -> str:
     Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
     any folder; paths the user passes stay relative to where the user is.
     """
-    from edgequant import workspace
-
     return str(workspace.path(relative))
 
 

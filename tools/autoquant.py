@@ -27,6 +27,9 @@ def main(argv):
     if "autoquant" not in config:
         raise ValueError("the config has no autoquant block; see configs/mnist_autoquant.py")
     results = pipeline.run(config, _WORKDIR.value, verbose=0)
+    if "autoquant" not in results:  # the stage failed: pipeline.run recorded why
+        reasons = "; ".join(f"{e['name']}: {e['error']}" for e in results["errors"])
+        raise cli.UserError(f"the autoquant search did not finish: {reasons}")
     a = results["autoquant"]
     for t in a["trials"]:
         print(

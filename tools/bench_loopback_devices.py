@@ -9,7 +9,12 @@ the machine, the emulation label and the output difference to the host's LiteRT 
 the devices first: make device-x86 device-arm64 (make test does).
 """
 
-from edgequant import atomic, cli
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/sshd.py: the loopback sshd
+
+from edgequant import atomic, cli  # noqa: E402
 
 cli.quiet_tensorflow()
 
@@ -25,14 +30,14 @@ cli.define_verbose_flag()
 
 def main(argv):
     import tempfile
-    from pathlib import Path
 
+    from edgequant import workspace
     from edgequant.bench import compare, remote
-    from edgequant.bench.inventory import ROOT, Device
+    from edgequant.bench.inventory import Device
     from edgequant.bench.ssh import Destination, Transport
     from tests import sshd
 
-    pythons = {"x86": ROOT / ".devices/x86/bin/python", "arm64": ROOT / ".devices/arm64/bin/python"}
+    pythons = {arch: workspace.path(f".devices/{arch}/bin/python") for arch in ("x86", "arm64")}
     for name, python in pythons.items():
         if not python.exists():
             raise FileNotFoundError(f"{python} missing: make device-{name} builds it")

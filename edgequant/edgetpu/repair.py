@@ -183,6 +183,7 @@ def repair(
     current = model
     reference = keras_graph.predict(current, samples)
     before, tfl, analysis, tags = _convert(current, samples)
+    after = before  # the mapping of the latest conversion, which always describes `current`
     applied: list[AppliedRewrite] = []
     skipped: dict[str, str] = {}
     fresh = True  # tfl/analysis describe `current`; TFLite-level matches need a fresh one
@@ -215,9 +216,8 @@ def repair(
             apply(group[0].rule, group[0].exact, tuple(m.what for m in group), rebuilt)
         if fresh:
             break  # nothing changed since the last conversion: no rule applies
-        _, tfl, analysis, tags = _convert(current, samples)
+        after, tfl, analysis, tags = _convert(current, samples)
         fresh = True
-    after, *_ = _convert(current, samples)
     return RepairResult(current, tuple(applied), before, after, tuple(skipped.values()), source)
 
 

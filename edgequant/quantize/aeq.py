@@ -86,8 +86,9 @@ def aeq_stage(study, results: dict) -> list:
     from edgequant.study import Artifact
 
     names = tuple(study.config.quantize.get("aeq_recipes", ()) or ())
+    if not names:
+        return []
     made = []
-
     fp32 = recipes.get("fp32")
     float_path = Path(study.workdir) / f"{fp32.name}.tflite"
     if not float_path.is_file():

@@ -35,7 +35,6 @@ def main(argv):
     from pathlib import Path
 
     import keras
-    import numpy as np
     import tf_keras
 
     from edgequant.edgetpu import keras_graph, repair
@@ -45,9 +44,9 @@ def main(argv):
     results = {}
     for name, k, suffix in (("tf_keras", tf_keras, ".h5"), ("keras3", keras, ".keras")):
         k.utils.set_random_seed(0)
-        src = keras_graph.save(demo_model(k), out / f"demo_{name}{suffix}")
-        samples = np.random.default_rng(0).standard_normal((_SAMPLES.value, 32, 32, 3))
-        samples = samples.astype(np.float32)
+        model = demo_model(k)
+        src = keras_graph.save(model, out / f"demo_{name}{suffix}")
+        samples = keras_graph.synthetic_calibration(model, _SAMPLES.value)
         for approximate in (False, True):
             tag = f"{name}{'_approximate' if approximate else ''}"
             fixed = out / f"fixed_{tag}{suffix}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgequant.edgetpu import ops as op_table
-from edgequant.tflite.model import Operator, TFLiteModel
+from edgequant.tflite.model import WEIGHTED_OPS, WEIGHTS_INPUT, Operator, TFLiteModel
 
 MAPPED = "Mapped to Edge TPU"
 DOWNSTREAM = "More than one subgraph is not supported"
@@ -254,9 +254,8 @@ def judge(
         shape = tensors[i].shape
         if len(shape) > 3 and any(d > 1 for d in shape[:-3]):
             return verdict(False, RANK, f"tensor {list(shape)} has more than 3 dims above 1")
-    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
-        # Input 1 for all four: TRANSPOSE_CONV's inputs are (output_shape, weights, input, bias).
-        weights = op.inputs[1]
+    if op.op in WEIGHTED_OPS:
+        weights = op.inputs[WEIGHTS_INPUT]
         if weights >= 0 and not tensors[weights].is_constant:
             return verdict(False, NOT_CONSTANT, "weights are not a constant tensor")
     for rule in row.constraints:

@@ -28,13 +28,12 @@ from flatbuffers import number_types as N
 from flatbuffers.table import Table
 
 from edgequant.edgetpu.analyzer import COMPILED, Analysis, analyze
-from edgequant.tflite.model import TFLiteModel, dtype_of
+from edgequant.tflite.model import WEIGHTED_OPS, WEIGHTS_INPUT, TFLiteModel, bias_input, dtype_of
 
 MIB = 1024**2
 FITS_BELOW = round(6.9 * MIB)  # lowest used+remaining seen in a real log (6.99 MiB), less margin
 STREAMS_ABOVE = round(7.7 * MIB)  # highest used+remaining seen (7.69 MiB)
 PER_CHANNEL_BYTES = 32
-_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +61,11 @@ def parameter_bytes(model: TFLiteModel, mapped: set[int]) -> int:
             seen.add(i)
             dtype = dtype_of(t.dtype)
             size = int(np.prod(t.shape)) if t.shape else 1
-            if op.op in _WEIGHTED and k == 1:
+            if op.op in WEIGHTED_OPS and k == WEIGHTS_INPUT:
                 total += size * (np.dtype(dtype).itemsize if dtype else 1)
                 channels = t.shape[-1] if op.op == "DEPTHWISE_CONV_2D" else t.shape[0]
                 total += PER_CHANNEL_BYTES * channels
-            elif op.op in _WEIGHTED and k == 2:
+            elif op.op in WEIGHTED_OPS and k == bias_input(op.op):
                 continue  # the bias is in the per-channel bytes
             elif t.dtype in ("INT8", "UINT8", "INT16"):
                 total += size * np.dtype(dtype).itemsize  # LSTM gates, PReLU alpha, constants

@@ -77,10 +77,6 @@ class EdgeTpuResult:
     comparison: dict | None = None  # analyzer vs the compiled model (one model, compiled)
 
     @property
-    def gate_passed(self) -> bool:
-        return all(m.gate.passed for m in self.models)
-
-    @property
     def status(self) -> str:
         """ "gate_failed", or the compiler's "compiled" / "failed" / "not_compiled"."""
         return "gate_failed" if self.compile is None else self.compile.status

@@ -13,16 +13,12 @@ import re
 from pathlib import Path
 
 from edgequant.edgetpu import ops as op_table
-from edgequant.tflite.model import Operator, TFLiteModel
+from edgequant.tflite.model import WEIGHTED_OPS, WEIGHTS_INPUT, Operator, TFLiteModel, bias_input
 
 INTEGER = {"INT8", "UINT8"}
 # Tensor types an Edge TPU model may carry besides 8-bit activations/weights: int32 biases and
 # shape/axis constants, int16 LSTM cell state, int64 ARG_MAX results at the CPU tail.
 _AUX_TYPES = {"INT32", "INT64", "INT16", "BOOL"}
-_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
-# Weights are input 1 of every weighted op; the bias is input 2, except for TRANSPOSE_CONV whose
-# inputs are (output_shape, weights, input, bias): tensorflow/lite/kernels/transpose_conv.cc.
-_BIAS_INPUT = {"TRANSPOSE_CONV": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +133,7 @@ def _op_violations(model: TFLiteModel, op: Operator) -> list[Violation]:
         t = tensors[i]
         if t.dtype == "FLOAT32" or t.dtype == "FLOAT16":
             if (
-                op.op in _WEIGHTED
+                op.op in WEIGHTED_OPS
                 and i in op.inputs
                 and not t.is_constant
                 and any(tensors[w].dtype in INTEGER for w in op.inputs[1:2] if w >= 0)
@@ -157,11 +153,11 @@ def _op_violations(model: TFLiteModel, op: Operator) -> list[Violation]:
             break
         if t.dtype not in INTEGER | _AUX_TYPES:
             add("dtype", f"{t.dtype} tensors are not supported", i)
-    if op.op in _WEIGHTED and len(op.inputs) > 1 and op.inputs[1] >= 0:
-        w = tensors[op.inputs[1]]
+    if op.op in WEIGHTED_OPS and len(op.inputs) > 1 and op.inputs[WEIGHTS_INPUT] >= 0:
+        w = tensors[op.inputs[WEIGHTS_INPUT]]
         if w.dtype not in INTEGER:
-            add("weights", f"weights are {w.dtype}, need int8/uint8", op.inputs[1])
-        b = _BIAS_INPUT.get(op.op, 2)
+            add("weights", f"weights are {w.dtype}, need int8/uint8", op.inputs[WEIGHTS_INPUT])
+        b = bias_input(op.op)
         if len(op.inputs) > b and op.inputs[b] >= 0 and tensors[op.inputs[b]].dtype != "INT32":
             add("bias", f"bias is {tensors[op.inputs[b]].dtype}, need int32", op.inputs[b])
     return out

@@ -176,10 +176,6 @@ def _set_name(layer, name: str) -> None:
         layer.name = name
 
 
-def producer_of(model, layer_name: str) -> NodeView | None:
-    return next((n for n in nodes(model) if n.layer.name == layer_name), None)
-
-
 def has_dynamic_batch(model) -> bool:
     return any(t.shape[0] is None for t in _graph(model).inputs)
 

@@ -62,9 +62,7 @@ class OpSupport:
     source: str = DOC
     min_runtime: int | None = None
     confidence: str = "documented"
-    # Highest op version the last public compiler (16.0) maps; None = not known to be limited.
-    max_version: int | None = None
-    # Older compilers' limits: ((last compiler major it applies to, highest op version), ...).
+    # Older compilers' limits (the last public compiler, 16.0, has no known version limit): ((last compiler major it applies to, highest op version), ...).
     older_max_version: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self):
@@ -77,7 +75,7 @@ class OpSupport:
         for last_major, limit in sorted(self.older_max_version):
             if compiler_major <= last_major:
                 return limit
-        return self.max_version
+        return None
 
 
 _ROWS = (
@@ -135,7 +133,6 @@ _ROWS = (
             DOC,
             None,
             "uncertain",
-            None,
             ((15, 2),),
         )
         for resize in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")

@@ -20,6 +20,16 @@ _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startsw
 _ACTIVATION_NAMES = {
     v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")
 }
+# Ops with constant weights. Weights are input 1 of all four; the bias is input 2, except for
+# TRANSPOSE_CONV whose inputs are (output_shape, weights, input, bias):
+# tensorflow/lite/kernels/transpose_conv.cc.
+WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+WEIGHTS_INPUT = 1
+
+
+def bias_input(op: str) -> int:
+    """The input index of a weighted op's bias."""
+    return 3 if op == "TRANSPOSE_CONV" else 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -194,6 +194,15 @@ def test_tool_missing_model_is_one_line(tmp_path):
     assert_one_line_error(proc, "model not found")
 
 
+def test_tool_calibration_archive_is_one_line(tmp_path):
+    """An .npz has no input order to map its arrays by: refused with one line, not a crash."""
+    np.savez(tmp_path / "c.npz", a=np.zeros((2, 4), np.float32))
+    proc = run_tool(
+        "edgetpu_fix", "--model=m.h5", f"--out={tmp_path}/y.h5", f"--calibration={tmp_path}/c.npz"
+    )
+    assert_one_line_error(proc, "must be one .npy array")
+
+
 def test_a_layer_shared_by_two_calls_gets_one_replacement_per_call():
     k = _tf_keras()
     inputs, act = k.Input((8, 8, 3)), k.layers.LeakyReLU(0.1)

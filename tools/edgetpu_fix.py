@@ -40,9 +40,11 @@ def main(argv):
     samples = None
     if _CALIB.value:
         try:
-            samples = np.load(_CALIB.value)
+            samples = np.load(_CALIB.value, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read --calibration {_CALIB.value}: {e}") from None
+        if not isinstance(samples, np.ndarray):  # an .npz archive: no input order to map it by
+            raise ValueError(f"--calibration {_CALIB.value} must be one .npy array (N, ...)")
     result = repair.repair_file(_MODEL.value, _OUT.value, samples, _APPROX.value)
     if _JSON.value:
         print(json.dumps(result.to_dict(), indent=1))

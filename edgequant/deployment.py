@@ -323,9 +323,9 @@ def build(study: Study, c: Candidate) -> dict:
     elif c.denylist:
         from edgequant.diagnose import layers
 
-        debug = {k: v[:8] for k, v in samples.items()}
+        # denylisted_model debugs on the first 8 samples itself
         content = layers.denylisted_model(
-            study.model, samples, debug, list(c.denylist), c.recipe.weights.value
+            study.model, samples, samples, list(c.denylist), c.recipe.weights.value
         )
         recipe = dataclasses.replace(
             c.recipe, name=c.name, calibration_size=n, float_layers=c.denylist, note=c.step

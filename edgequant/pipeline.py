@@ -116,8 +116,8 @@ def host_info() -> dict:
 
 
 def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
-    """Loads data, trains the float model and measures it: the start every stage builds on."""
-    config_check.validate(config)
+    """Loads data, trains the float model and measures it: the start every stage builds on.
+    `run` has validated the config before it made the staging folder."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     data = load_data(config)

@@ -10,7 +10,7 @@ more remote run with the connection multiplexed and the model cached, minus its 
 runtime gap between LiteRT and the tflite-runtime a board runs.
 """
 
-from edgequant import cli
+from edgequant import atomic, cli
 
 cli.quiet_tensorflow()
 
@@ -31,7 +31,6 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    import json
     import time
     from pathlib import Path
 
@@ -93,7 +92,7 @@ def main(argv):
     for k, v in result.items():
         print(f"{k:36} {v:.3f}" if isinstance(v, float) else f"{k:36} {v}")
     if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(result, indent=1))
+        atomic.write_json(_OUT.value, result)
     return 0
 
 

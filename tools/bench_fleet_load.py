@@ -250,8 +250,9 @@ def _chaos_and_resume(report, root, models, servers, devices, settings, keys, ss
     chaos, _ = run_pass(
         "chaos", models, devices, settings, chaos_store, ssh_config, ports, power_cut
     )
-    report["passes"].append({**chaos, **audit(chaos_store, keys), "killed": sorted(names)})
-    missing = len(keys) - audit(chaos_store, keys)["successes"]
+    chaos_audit = audit(chaos_store, keys)
+    report["passes"].append({**chaos, **chaos_audit, "killed": sorted(names)})
+    missing = len(keys) - chaos_audit["successes"]
     for s in victims:
         s.start()
     resume, _ = run_pass("resume", models, devices, settings, chaos_store, ssh_config, ports)

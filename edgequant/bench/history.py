@@ -37,6 +37,7 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
+from edgequant.bench import compare
 from edgequant.bench.store import ResultsStore
 
 K = 4.0
@@ -90,12 +91,10 @@ def load(directory: str | Path) -> tuple[list[dict], int]:
     records, emulated = [], 0
     for path in sorted(directory.rglob("*.jsonl")):
         for r in ResultsStore(path).records():
-            if "error" in r:
-                continue
-            if not r.get("latency_ms"):
+            if compare.is_latency(r):
+                records.append(r)
+            elif "error" not in r:
                 emulated += bool(r.get("emulated"))
-                continue
-            records.append(r)
     records.sort(key=lambda r: r.get("timestamp") or 0.0)
     return records, emulated
 

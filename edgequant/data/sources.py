@@ -503,12 +503,17 @@ class CallableSource(Source):
     fn: Callable = None
     shapes: dict[str, tuple] = None
 
-    def _samples(self) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    def _samples(self) -> Iterator[tuple[dict, int]]:
+        """(sample by input name, label) as the callable gives them, not yet converted: a pass
+        converts only the samples it keeps (`floats`)."""
         for item in self.fn():
             x, y = item if isinstance(item, tuple) and len(item) == 2 else (item, -1)
             if not isinstance(x, dict):
                 x = {self.input_names[0]: x}
-            yield {k: np.asarray(x[k], np.float32) for k in self.input_names}, int(y)
+            yield x, int(y)
+
+    def floats(self, x: dict) -> dict[str, np.ndarray]:
+        return {k: np.asarray(x[k], np.float32) for k in self.input_names}
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
         wanted = set(indices.tolist())
@@ -516,7 +521,7 @@ class CallableSource(Source):
         ys: list[int] = []
         for i, (x, y) in enumerate(self._samples()):
             if i in wanted:
-                xs.append(x)
+                xs.append(self.floats(x))
                 ys.append(y)
             if len(xs) == batch_size:
                 yield self._stack(xs, ys)
@@ -544,8 +549,9 @@ def open_callable(spec: str, inputs) -> CallableSource:
     n, labels = 0, []
     for x, y in src._samples():
         if n == 0:
+            first = src.floats(x)
             for t in inputs:
-                check_shape(t.name, x[t.name].shape, t.sample_shape, spec)
+                check_shape(t.name, first[t.name].shape, t.sample_shape, spec)
         labels.append(y)
         n += 1
     if n == 0:

@@ -128,8 +128,8 @@ class SignatureModel:
                 f"{Path(self.path).name}: no data for input(s) {sorted(missing)}; "
                 f"data has {sorted(inputs)}"
             )
-        for name, d in self.input_details.items():
-            check_shape(name, inputs[name].shape[1:], _info(name, d).sample_shape, self.path)
+        for t in self.inputs:
+            check_shape(t.name, inputs[t.name].shape[1:], t.sample_shape, self.path)
         feed_all = {k: self._prepare(k, inputs[k]) for k in self.input_details}
         n = len(next(iter(feed_all.values())))
         outs: dict[str, list[np.ndarray]] = {k: [] for k in self.output_details}

@@ -70,9 +70,8 @@ def _renderer() -> MarkdownIt:
     return md
 
 
-def _title(md: MarkdownIt, markdown: str) -> str:
+def _title(tokens) -> str:
     """The first level-1 heading as plain text (the browser tab's name)."""
-    tokens = md.parse(markdown)
     for opening, inline in itertools.pairwise(tokens):
         if opening.type == "heading_open" and opening.tag == "h1":
             return "".join(
@@ -84,10 +83,12 @@ def _title(md: MarkdownIt, markdown: str) -> str:
 def render(markdown: str, workdir: str | Path) -> str:
     """The self-contained HTML page for `markdown`; images resolve against `workdir`."""
     md = _renderer()
-    body = md.render(markdown, {"workdir": Path(workdir)})
+    env = {"workdir": Path(workdir)}
+    tokens = md.parse(markdown, env)
+    body = md.renderer.render(tokens, md.options, env)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(_title(md, markdown))}</title><style>{_CSS}</style></head>\n"
+        f"<title>{html.escape(_title(tokens))}</title><style>{_CSS}</style></head>\n"
         f"<body>\n{body}</body></html>\n"
     )
 

@@ -173,6 +173,14 @@ def test_two_input_two_output_model_takes_npz_arrays_by_input_name(tmp_path):
     assert "top1" in v["metrics"] and "top1" in result["float"]["metrics"]
     assert v["metrics"]["agreement_by_output"].keys() == {"kind"}  # level is one value
     assert v["metrics"]["agreement"] > 0.9
+    # An image feeds one input: the device runner's image mode refuses this model by name.
+    from edgequant.bench import device_runner
+
+    np.save(tmp_path / "image.npy", np.zeros((8, 8), np.uint8))
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")
+    with pytest.raises(device_runner.RunnerError, match="this one has 2 inputs"):
+        device_runner.run_image(v["path"], tmp_path / "image.npy", spec, runtime="litert")
 
 
 # --- images --------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, flo
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     scale, zp = inp["quantization"]
+    lo, hi = (np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max) if scale else (0, 0)
     shape = [int(d) for d in inp["shape"]]
     step = shape[0]  # a model traced with batch 1 (the Edge TPU form) is invoked per image
     try:
@@ -57,7 +58,7 @@ def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, flo
     n = 0
     start = time.perf_counter()
     for x, _ in ds.as_numpy_iterator():
-        q = np.clip(np.round(x / scale) + zp, 0, 255).astype(inp["dtype"]) if scale else x
+        q = np.clip(np.round(x / scale) + zp, lo, hi).astype(inp["dtype"]) if scale else x
         for i in range(0, len(q), step):
             chunk = q[i : i + step]
             if len(chunk) != step:  # the last, short batch

@@ -276,8 +276,11 @@ def run_image(model_path, image_path, spec_path, runtime="auto", num_threads=Non
     with open(spec_path) as f:
         spec = json.load(f)
     interpreter, info = make_interpreter(model_path, runtime, num_threads)
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1:
+        raise RunnerError("an image feeds a one-input model; this one has %d inputs" % len(inputs))
     x = preprocess_image(np.load(image_path), spec)[None]
-    detail = interpreter.get_input_details()[0]
+    detail = inputs[0]
     scale, zero_point = detail["quantization"]
     if np.issubdtype(detail["dtype"], np.integer) and scale:
         limits = np.iinfo(detail["dtype"])

@@ -5,10 +5,9 @@ Run it (what `make run` does):
 Override any key from the command line, e.g. `--config.train.epochs=3`; a misspelled key fails.
 """
 
-from pathlib import Path
-
 from ml_collections import ConfigDict
 
+from edgequant.bench import inventory
 from edgequant.bench import settings as bench_settings
 from edgequant.data import calibration
 from edgequant.quantize import recipes
@@ -77,7 +76,7 @@ def get_config() -> ConfigDict:
         c.bench[key] = getattr(bench_settings.DEFAULT, key)
     # Devices to benchmark every variant on (names from the inventory, or user@host:port).
     c.bench.devices = ()
-    c.bench.inventory = str(Path(__file__).resolve().parent / "devices.toml")  # any cwd
+    c.bench.inventory = str(inventory.DEFAULT)  # configs/devices.toml, from any cwd
     c.bench.ssh_config = ""  # handed to ssh as -F; empty = the user's own ~/.ssh/config
     c.bench.remote_python = ""  # overrides the inventory's python
     return c

@@ -10,8 +10,6 @@ command line needs: `--config.quantize.recipes=fp32,int8` arrives as the one-ele
 
 from __future__ import annotations
 
-from pathlib import Path
-
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
@@ -194,14 +192,16 @@ def _check_devices(bench, p: _Problems) -> None:
     path = bench.get("inventory", "") or ""
     if not path:
         return
-    if not Path(path).is_file():
+    try:
+        located = inventory.locate(path)  # the same lookup the benchmark stage makes
+    except FileNotFoundError:
         p.append(
             f"bench.devices {bare} need the device inventory, but bench.inventory "
             f"'{path}' is not a file; give user@host:port or fix bench.inventory"
         )
         return
     try:
-        known = inventory.load(path)
+        known = inventory.load(located)
     except ValueError as e:
         p.append(str(e))
         return

@@ -30,6 +30,12 @@ from edgequant.bench.ssh import RemoteError, Transport
 RUNNER = Path(device_runner.__file__)
 
 
+def _remote_runner(base: str) -> str:
+    """Where the runner lives on a device: named by its content, so an edited runner is sent
+    again and an unchanged one never is."""
+    return f"{base}/runner-{device_runner.sha256_file(RUNNER)[:16]}.py"
+
+
 def remote_dir(workdir: str) -> str:
     """ssh starts in the home directory, so '~/x' is sent as the relative 'x' (quoting would
     otherwise stop the remote shell from expanding the tilde)."""
@@ -56,14 +62,14 @@ def _reference_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="edgequant-ref-")
 
 
-def host_reference(model: Path, seed: int) -> tuple[Path, str] | None:
+def host_reference(model: Path, seed: int, model_sha: str | None = None) -> tuple[Path, str] | None:
     """The host's LiteRT outputs for the runner's seeded inputs, as (.npz, runtime label).
 
     None when the host cannot run the model (an Edge TPU custom op): no parity check then.
     Computed once per (model, seed) per process, under a lock because fleet threads share it;
     the file name carries the LiteRT version, so a device never keeps a stale reference.
     """
-    k = (device_runner.sha256_file(model), seed)
+    k = (model_sha or device_runner.sha256_file(model), seed)
     with _REFERENCE_LOCK:
         if k not in _REFERENCES:
             _REFERENCES[k] = _compute_reference(model, *k)
@@ -88,7 +94,7 @@ def _compute_reference(model: Path, model_sha: str, seed: int) -> tuple[Path, st
 def probe(device: Device, transport: Transport, timeout: float = 300.0) -> dict:
     """{"runtimes": {name: "package version"}, "environment": {...}} of the device's Python."""
     base = remote_dir(device.workdir)
-    remote_runner = f"{base}/runner-{device_runner.sha256_file(RUNNER)[:16]}.py"
+    remote_runner = _remote_runner(base)
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
     rc, out, err = transport.call([device.python, remote_runner, "--list_runtimes"], timeout)
     if rc != 0:
@@ -124,7 +130,7 @@ def run_on_device(
     base = remote_dir(device.workdir)
     model_sha = device_runner.sha256_file(model)
     remote_model = f"{base}/models/{model_sha}.tflite"
-    remote_runner = f"{base}/runner-{device_runner.sha256_file(RUNNER)[:16]}.py"
+    remote_runner = _remote_runner(base)
     sent_model = _upload_if_missing(transport, model, remote_model, timeout)
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
 
@@ -134,7 +140,9 @@ def run_on_device(
     args = [*settings.runner_args()]
     if device.edgetpu and "_edgetpu" in model.name:
         args.append("--edgetpu")
-    reference = host_reference(model, settings.seed) if settings.parity_lsb is not None else None
+    reference = (
+        host_reference(model, settings.seed, model_sha) if settings.parity_lsb is not None else None
+    )
     if reference:
         remote_ref = f"{base}/reference/{reference[0].name}"
         _upload_if_missing(transport, reference[0], remote_ref, timeout)

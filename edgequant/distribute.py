@@ -132,27 +132,16 @@ def multi_worker_strategy(timeout_secs: float = DEFAULT_TIMEOUT_SECS):
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
-def _with_shard_policy(ds, policy_name: str):
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    policy = getattr(tf.data.experimental.AutoShardPolicy, policy_name)
-    options.experimental_distribute.auto_shard_policy = policy
-    return ds.with_options(options)
-
-
 def shard_data(ds):
     """Auto-shard policy DATA, for pipelines over in-memory arrays: each worker runs the same
     seeded pipeline and keeps every N-th element, so the global batches are those of a
-    single-worker run (there are no files to split)."""
-    return _with_shard_policy(ds, "DATA")
+    single-worker run (there are no files to split). Training reads arrays only; a file-based
+    source would want policy FILE, so that no worker reads the whole dataset."""
+    import tensorflow as tf
 
-
-def shard_files(ds):
-    """Auto-shard policy FILE, for file-based sources (image folders, TFRecord shards): each
-    worker reads only its share of the files, so no worker reads the whole dataset. Needs at
-    least as many files as workers (TF raises otherwise)."""
-    return _with_shard_policy(ds, "FILE")
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 _TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")

@@ -142,7 +142,7 @@ def make_dataset(
 
     Multi-worker sharding: in-memory arrays have no files to split, so the auto-shard policy is
     DATA (every worker builds the same seeded pipeline and keeps its share of each global
-    batch); file-based sources (image folders, TFRecord) should use `distribute.shard_files`.
+    batch); file-based sources (image folders, TFRecord) would want policy FILE instead.
     """
     import tensorflow as tf
 

@@ -49,11 +49,8 @@ cli.define_verbose_flag()
 
 
 def make_models(out: Path, n: int) -> list[Path]:
-    """n small, distinct float .tflite CNNs (64x64x3 in, widths growing with i).
-
-    Not smaller: the device runner returns every latency sample, and a model that runs in
-    microseconds yields hundreds of thousands of samples (megabytes) per result.
-    """
+    """n small, distinct float .tflite CNNs (64x64x3 in, widths growing with i): distinct
+    content, so each is its own job and its own upload."""
     import tensorflow as tf
 
     out.mkdir(parents=True, exist_ok=True)

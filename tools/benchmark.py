@@ -20,12 +20,13 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 _MODELS = flags.DEFINE_list("model", [], "Comma-separated .tflite files.")
+from edgequant.bench.device_runner import RUNTIMES  # noqa: E402
 from edgequant.bench.settings import DEFAULT  # noqa: E402  (the one home of the defaults)
 
 _RUNTIME = flags.DEFINE_enum(
     "runtime",
     DEFAULT.runtime,
-    ["auto", "all", "litert", "tflite_runtime", "tf"],
+    ["auto", "all", *RUNTIMES],
     "Interpreter runtime; auto = the fastest installed (litert > tflite_runtime > tf); "
     "all = every installed runtime, side by side.",
 )

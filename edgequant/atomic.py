@@ -104,12 +104,11 @@ def target(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Atomically writes `data` to `path`; returns `path`."""
+    """Atomically writes `data` to `path`; returns `path`. (The file is closed before `target`
+    syncs it to disk and renames it.)"""
     path = Path(path)
     with target(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     return path
 
 

@@ -68,7 +68,8 @@ class Candidate:
     aeq_recipe: str | None = None
     samples: int | None = None  # calibration samples (None: the configured size)
     step: str = "plain"
-    denylist: tuple[str, ...] = ()
+    denylist: tuple[str, ...] = ()  # layers kept in float
+    worst_k: int = 0  # recovery: keep the k worst layers in float (resolved into `denylist`)
 
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -434,18 +435,19 @@ def recovery_candidates(study: Study, failing: dict) -> list[Candidate]:
                         f"mixed_k{k}",
                         recipes.get("int8_fallback", q.weights),
                         step=f"mixed precision k={k}",
-                        denylist=(f"k={k}",),
+                        worst_k=k,
                     )
                 )
     return out
 
 
-def _worst_layers(study: Study, k: int) -> list[str]:
+def _layers_by_error(study: Study) -> list[str]:
+    """The model's layers, worst int8 error first (one QuantizationDebugger run)."""
     from edgequant.diagnose import layers
 
     val, _ = study.validation.subset(32, study.config.seed).arrays()
     errors = layers.layer_errors(study.model, study.samples, val, study.config.quantize.weights)
-    return [e.tensor_name for e in errors[:k]]
+    return [e.tensor_name for e in errors]
 
 
 def recover(study: Study, failing: dict, float_path: Path, trials: list[dict]) -> list[dict]:
@@ -456,10 +458,11 @@ def recover(study: Study, failing: dict, float_path: Path, trials: list[dict]) -
     """
     built = []
     float_val = None
+    ranking: list[str] | None = None  # computed once, when the first mixed candidate is tried
     for c in recovery_candidates(study, failing):
-        if c.denylist:
-            k = int(c.denylist[0].split("=")[1])
-            c = dataclasses.replace(c, denylist=tuple(_worst_layers(study, k)))
+        if c.worst_k:
+            ranking = _layers_by_error(study) if ranking is None else ranking
+            c = dataclasses.replace(c, denylist=tuple(ranking[: c.worst_k]))
         try:
             v = build(study, c)
         except (UserError, ValueError, RuntimeError) as e:

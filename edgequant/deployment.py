@@ -329,7 +329,7 @@ def build(study: Study, c: Candidate) -> dict:
             study.model, samples, samples, list(c.denylist), c.recipe.weights.value
         )
         recipe = dataclasses.replace(
-            c.recipe, name=c.name, calibration_size=n, float_layers=c.denylist, note=c.step
+            recipes.mixed(c.denylist, c.recipe.weights.value, n, c.step), name=c.name
         )
         path = convert.write(content, recipe, study.out_dir, study.preprocessing)
     else:

@@ -7,7 +7,6 @@ float ops) are never handed to the Edge TPU stage, and the report says so.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from edgequant.diagnose import calibration_check, layers
@@ -50,12 +49,8 @@ def diagnose_stage(study, results: dict) -> list[Artifact]:
     for k in cfg.denylist_k:
         names = [e.tensor_name for e in errors[:k]]
         content = layers.denylisted_model(study.model, rep, debug_x, names, weights)
-        recipe = dataclasses.replace(
-            recipes.get("int8_fallback", weights, len(rep)),
-            name=f"mixed_k{k}",
-            float_layers=tuple(names),
-            note=f"int8 with the {k} worst layer(s) by per-layer error kept in float",
-        )
+        note = f"int8 with the {k} worst layer(s) by per-layer error kept in float"
+        recipe = recipes.mixed(names, weights, len(rep), note)
         path = convert.write(content, recipe, study.workdir)
         made.append(Artifact(recipe.name, path, {"recipe": recipe.to_dict(), "target": "cpu-only"}))
     return made

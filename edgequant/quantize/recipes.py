@@ -224,3 +224,16 @@ def aeq(recipe_name: str, calibration_size: int) -> Recipe:
         backend=Backend.AI_EDGE_QUANTIZER,
         aeq_recipe=recipe_name,
     )
+
+
+def mixed(
+    float_layers, weights: str = "per_channel", calibration_size: int = 0, note: str = ""
+) -> Recipe:
+    """int8 with `float_layers` (converted tensor names) kept in float: selective quantization,
+    for CPUs only. Named `mixed_k<number of float layers>`."""
+    return dataclasses.replace(
+        get("int8_fallback", weights, calibration_size or calibration.DEFAULT_SIZE),
+        name=f"mixed_k{len(float_layers)}",
+        float_layers=tuple(float_layers),
+        note=note,
+    )

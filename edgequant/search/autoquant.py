@@ -85,9 +85,7 @@ def candidates(study, cfg) -> Iterator[tuple[str, str, recipes.Recipe, Callable[
             def make(names=names) -> bytes:
                 return layers.denylisted_model(study.model, rep, x_val, names, q.weights)
 
-            recipe = dataclasses.replace(
-                recipes.get("int8_fallback", q.weights, big), float_layers=tuple(names)
-            )
+            recipe = recipes.mixed(names, q.weights, big)
             yield ("float_layers", f"int8 with the {k} worst layer(s) in float", recipe, make)
     if cfg.qat_epochs:
         qat_recipe = dataclasses.replace(

@@ -127,11 +127,10 @@ def open_data(config, model: usermodel.UserModel, path: str) -> sources.Source:
     return _open(config, path, model, preprocessing_resolver(config, model))
 
 
-def evaluate_model(config, model_path: str, split: sources.Split) -> dict:
-    """Accuracy (with labels) of one model of any format on `split`."""
-    model = usermodel.load(model_path, config.model.signature)
+def evaluate_model(config, model: usermodel.UserModel, split: sources.Split) -> dict:
+    """Accuracy (with labels) of one loaded model of any format on `split`."""
     runner = (
-        SignatureModel(model_path, config.evaluate.batch_size, signature=None)
+        SignatureModel(model.path, config.evaluate.batch_size, signature=model.signature)
         if model.format == "tflite"
         else model
     )

@@ -75,12 +75,13 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
     import time
 
     deploy = workspace.config_module("deploy")
-    from edgequant import deployment
+    from edgequant import deployment, usermodel
 
     config = deploy.get_config()
     config.evaluate.batch_size = batch_size
     start = time.perf_counter()
-    result = deployment.evaluate_model(config, model_path, split)
+    model = usermodel.load(model_path, config.model.signature)
+    result = deployment.evaluate_model(config, model, split)
     return result, time.perf_counter() - start
 
 

@@ -71,7 +71,7 @@ def main(argv):
         split = sources.everything(parts["test"], "test")
     else:
         raise UserError("no data: pass --data=PATH (labelled) or --dataset=mnist")
-    result = deployment.evaluate_model(config, _MODEL.value, split)
+    result = deployment.evaluate_model(config, model, split)
     out = {**result, "model": str(_MODEL.value), "dataset": split.source.info()}
     print(
         f"accuracy {100 * result['top1']:.2f}% (top-5 {100 * result['top5']:.2f}%) on "

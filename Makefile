@@ -81,13 +81,13 @@ lint: venv check-notebooks
 
 # Execute every notebook top to bottom, small and offline (tests/test_notebooks.py does the same).
 notebooks: venv
-	$(PY) tools/run_notebooks.py
+	$(PY) dev/run_notebooks.py
 
 # The notebooks' sources are notebooks/src/*.py (jupytext percent format); after editing one, run
-# `$(PY) tools/make_notebooks.py`. This check fails when a committed .ipynb has outputs or is not
+# `$(PY) dev/make_notebooks.py`. This check fails when a committed .ipynb has outputs or is not
 # exactly what make_notebooks writes from its source.
 check-notebooks: venv
-	$(PY) tools/check_notebooks.py
+	$(PY) dev/check_notebooks.py
 
 format: venv
 	$(PY) -m ruff format .

@@ -47,11 +47,13 @@ def pytest_runtest_makereport(item, call):
 
 
 def run_tool(name: str, *args: str, timeout: int = 600):
-    """Runs tools/<name>.py with the test interpreter; returns CompletedProcess (text)."""
+    """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") with
+    the test interpreter; returns CompletedProcess (text)."""
     import subprocess
 
+    script = REPO / f"{name}.py" if "/" in name else REPO / "tools" / f"{name}.py"
     return subprocess.run(
-        [sys.executable, str(REPO / "tools" / f"{name}.py"), *args],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

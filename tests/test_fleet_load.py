@@ -1,6 +1,6 @@
 """The device fleet under load: exactly-once results, one job per device at a time, resume.
 
-A small version of tools/bench_fleet_load.py (4 loopback sshd devices, 3 tiny models, a power
+A small version of benchmarks/fleet_load.py (4 loopback sshd devices, 3 tiny models, a power
 cut on one device mid-run), checked from the store files themselves, not from the tool's own
 summary; plus the store's guarantee against a second success for one job.
 """
@@ -61,7 +61,7 @@ def test_fleet_under_load_records_every_job_once_and_resumes_only_the_missing(tm
         pytest.skip(f"device venv missing at {DEVICE_PYTHON} (make device-venv creates it)")
     out = tmp_path / "fleet.json"
     proc = run_tool(
-        "bench_fleet_load",
+        "benchmarks/fleet_load",
         "--devices=4",
         "--models=3",
         "--max_parallel=3",

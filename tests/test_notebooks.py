@@ -22,7 +22,7 @@ def _workspace(tmp_path):
 
 
 def test_committed_notebooks_are_clean_and_match_their_sources():
-    proc = run_tool("check_notebooks")
+    proc = run_tool("dev/check_notebooks")
     assert proc.returncode == 0, proc.stderr
     sources = sorted(p.stem for p in (REPO / "notebooks" / "src").glob("[0-9]*.py"))
     notebooks = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
@@ -31,7 +31,7 @@ def test_committed_notebooks_are_clean_and_match_their_sources():
 
 def test_check_flags_outputs_a_stale_notebook_and_a_missing_source(tmp_path):
     notebook, source = _workspace(tmp_path)
-    assert run_tool("check_notebooks", f"--dir={tmp_path}").returncode == 0
+    assert run_tool("dev/check_notebooks", f"--dir={tmp_path}").returncode == 0
 
     nb = nbformat.read(notebook, as_version=4)
     code = next(c for c in nb.cells if c.cell_type == "code")
@@ -40,18 +40,18 @@ def test_check_flags_outputs_a_stale_notebook_and_a_missing_source(tmp_path):
         nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)
     ]
     nbformat.write(nb, notebook)
-    proc = run_tool("check_notebooks", f"--dir={tmp_path}")
+    proc = run_tool("dev/check_notebooks", f"--dir={tmp_path}")
     assert proc.returncode == 1
     assert f"{notebook.name} has outputs or execution counts in cells [1]" in proc.stderr
-    assert "run python tools/make_notebooks.py" in proc.stderr
+    assert "run python dev/make_notebooks.py" in proc.stderr
 
     shutil.copy(REPO / "notebooks" / notebook.name, notebook)  # clean again, then edit the source
     source.write_text(source.read_text() + '\n# %%\nprint("a new cell")\n')
-    proc = run_tool("check_notebooks", str(notebook))
+    proc = run_tool("dev/check_notebooks", str(notebook))
     assert proc.returncode == 1 and f"{notebook.name} is out of date with {source}" in proc.stderr
 
     source.rename(tmp_path / "src" / "01_renamed.py")
-    proc = run_tool("check_notebooks", f"--dir={tmp_path}")
+    proc = run_tool("dev/check_notebooks", f"--dir={tmp_path}")
     assert proc.returncode == 1
     assert f"{notebook.name} has no source {source}" in proc.stderr
     assert "01_renamed.py has no notebook" in proc.stderr
@@ -79,7 +79,7 @@ def test_every_notebook_has_a_parameters_cell():
 
 @pytest.mark.slow
 def test_notebooks_execute_top_to_bottom():
-    proc = run_tool("run_notebooks", "--out_dir=runs/notebooks-test")
+    proc = run_tool("dev/run_notebooks", "--out_dir=runs/notebooks-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     executed = sorted((REPO / "runs" / "notebooks-test").glob("*.ipynb"))
     assert [p.name for p in executed] == sorted(

@@ -1,4 +1,4 @@
-"""The bare invoke loop the benchmark harness is checked against (tools/bench_*_overhead.py).
+"""The bare invoke loop the benchmark harness is checked against (benchmarks/*_overhead.py).
 
 Deliberately independent of device_runner.py: it is the yardstick, so it shares none of the
 harness's code. It is a script text, run as `python -c SCRIPT MODEL THREADS SECS` on the host or

@@ -8,7 +8,7 @@
 
 # %% tags=["setup"]
 # Set-up (Colab: clone and install the pinned requirements; locally: the workspace root):
-# tools/make_notebooks.py puts notebooks/src/_setup.py here.
+# dev/make_notebooks.py puts notebooks/src/_setup.py here.
 
 # %% tags=["parameters"]
 # Parameters

@@ -10,7 +10,7 @@
 
 # %% tags=["setup"]
 # Set-up (Colab: clone and install the pinned requirements; locally: the workspace root):
-# tools/make_notebooks.py puts notebooks/src/_setup.py here.
+# dev/make_notebooks.py puts notebooks/src/_setup.py here.
 
 # %% tags=["parameters"]
 # Parameters: point these at your own model and data. Empty = a small demo model and

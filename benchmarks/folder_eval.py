@@ -1,6 +1,6 @@
 """Throughput of evaluating an image folder through edgequant vs a bare tf.data + LiteRT loop.
 
-  python tools/bench_folder_eval.py --model=bundle/uint8.tflite --folder=images/ \
+  python benchmarks/folder_eval.py --model=bundle/uint8.tflite --folder=images/ \
       --input_range=0,1 [--output_json=F]
 
 Both sides decode the same PNG/JPEG files with tf.data and invoke the same model with the same

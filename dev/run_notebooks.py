@@ -1,6 +1,6 @@
 """Executes the notebooks top to bottom with papermill, small and offline (what CI runs).
 
-  python tools/run_notebooks.py [--only=01,03] [--out_dir=runs/notebooks]
+  python dev/run_notebooks.py [--only=01,03] [--out_dir=runs/notebooks]
 Executed copies (with outputs) go to --out_dir; the committed notebooks stay output-free.
 """
 

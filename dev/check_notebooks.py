@@ -1,20 +1,20 @@
-"""Fails when a committed notebook is not exactly what tools/make_notebooks.py writes from its
+"""Fails when a committed notebook is not exactly what dev/make_notebooks.py writes from its
 source: outputs or execution counts left in, a source edited without regenerating, a notebook
 without a source, or a source without its notebook.
 
-  python tools/check_notebooks.py [--dir=notebooks] [path/to/NN_x.ipynb ...]
+  python dev/check_notebooks.py [--dir=notebooks] [path/to/NN_x.ipynb ...]
 Without paths it checks every notebook in --dir and every source in --dir/src.
-The fix is always the same: edit notebooks/src/NN_x.py, then run tools/make_notebooks.py.
+The fix is always the same: edit notebooks/src/NN_x.py, then run dev/make_notebooks.py.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-import make_notebooks  # the generator beside this file (tools/ is on sys.path for a script)
+import make_notebooks  # the generator beside this file (dev/ is on sys.path for a script)
 import nbformat
 
-FIX = "edit notebooks/src/ and run python tools/make_notebooks.py"
+FIX = "edit notebooks/src/ and run python dev/make_notebooks.py"
 
 
 def dirty_cells(nb: nbformat.NotebookNode) -> list[int]:

@@ -1,6 +1,6 @@
 """Benchmark: the device fleet under load, on loopback devices (a real sshd per device).
 
-  python tools/bench_fleet_load.py [--devices=20] [--models=10] [--max_parallel=8] \
+  python benchmarks/fleet_load.py [--devices=20] [--models=10] [--max_parallel=8] \
       [--kill=3] [--nochaos] [--output_json=runs/bench/fleet_load.json]
 
 Starts `--devices` sshd servers on 127.0.0.1 (tests/sshd.py; each its own port, keys and remote

@@ -1,6 +1,6 @@
 """Wall time of `tools/deploy.py` end to end on MobileNetV2 alpha=1.0 at 224x224.
 
-  python tools/bench_deploy_mobilenet.py --workdir=runs/deploy_mnv2 [--output_json=F]
+  python benchmarks/deploy_mobilenet.py --workdir=runs/deploy_mnv2 [--output_json=F]
 
 Random weights (no download here) are fine for timing: the work is the same. 500 calibration
 and 1,000 evaluation JPEGs at 224x224 (Fashion-MNIST images upscaled to RGB when Debian's

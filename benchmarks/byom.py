@@ -1,7 +1,7 @@
 """ "Your model, your data" measured on classifiers edgequant did not train, with real images.
 
   apt-get install dataset-fashion-mnist   # Debian's copy of Fashion-MNIST (70,000 real images)
-  python tools/bench_byom.py --workdir=runs/byom [--epochs=3] [--output_json=F]
+  python benchmarks/byom.py --workdir=runs/byom [--epochs=3] [--output_json=F]
 
 1. A Keras 3 CNN trained here on the 60,000 Fashion-MNIST training images, saved as `.keras`
    (the TF 2.16+ default), deployed like a user would: 2,000 training images as PNG class

@@ -1,6 +1,6 @@
 """Benchmark: is the one host-latency path faithful, and what does its process start cost?
 
-  python tools/bench_host_overhead.py --model=tests/data/coral/mobilenet_v1_0.25_128_quant.tflite \
+  python benchmarks/host_overhead.py --model=tests/data/coral/mobilenet_v1_0.25_128_quant.tflite \
       [--threads=1] [--min_secs=2] [--rounds=5] [--output_json=F]
 
 Per round, in turn (interleaved, so load from other jobs on the shared cores hits all alike):

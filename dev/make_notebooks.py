@@ -1,10 +1,10 @@
 """Writes notebooks/NN_*.ipynb from their readable sources, notebooks/src/NN_*.py.
 
-  python tools/make_notebooks.py            # after editing a source
+  python dev/make_notebooks.py            # after editing a source
 The sources are jupytext percent-format scripts (`# %%` starts a cell, `# %% [markdown]` a text
 cell, `# %% tags=["parameters"]` the cell papermill overrides): edit them in any editor, lint them
 with ruff, and diff them in review. The .ipynb files are generated, committed without outputs so
-Colab can open them, and `tools/check_notebooks.py` (`make lint`) fails when one differs from what
+Colab can open them, and `dev/check_notebooks.py` (`make lint`) fails when one differs from what
 this script writes.
 
 The cell tagged "setup" in each source is filled with notebooks/src/_setup.py (in Colab: clone the

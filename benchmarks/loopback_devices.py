@@ -1,6 +1,6 @@
 """Benchmark: the project's test devices behind a loopback sshd, through the real harness.
 
-  python tools/bench_loopback_devices.py --model=M.tflite [--output_json=F]
+  python benchmarks/loopback_devices.py --model=M.tflite [--output_json=F]
 
 Starts an sshd on 127.0.0.1 (tests/sshd.py) and measures (1) every runtime of the x86 device
 with both stacks (.devices/x86: ai-edge-litert and tflite-runtime, `--runtime=all`), side by

@@ -1,6 +1,6 @@
 """Benchmark: the batched evaluator vs a bare batched LiteRT loop on the same model, same run.
 
-  python tools/bench_eval_throughput.py --model=runs/mnist/uint8.tflite --output_json=F
+  python benchmarks/eval_throughput.py --model=runs/mnist/uint8.tflite --output_json=F
 
 Both paths process the same 10,000 images (the test split, tiled when it is smaller) at the
 same batch size and thread count. The bare loop gets pre-quantized input and only does

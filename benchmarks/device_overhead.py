@@ -1,6 +1,6 @@
 """Benchmark: how faithful and how cheap the remote harness is, in one run.
 
-  python tools/bench_device_overhead.py --model=M.tflite --device=NAME [--ssh_config=F] \
+  python benchmarks/device_overhead.py --model=M.tflite --device=NAME [--ssh_config=F] \
       [--remote_python=PATH] [--output_json=F]
 
 Measures on the device (1) the harness's p50 through SSH and (2) a bare invoke loop in the same

@@ -1,6 +1,6 @@
 """Benchmark: one worker against N local workers on the same config (accuracy and wall time).
 
-  python tools/bench_multi_worker.py [--config=configs/test_multi_worker.py] [--workers=2] \
+  python benchmarks/multi_worker.py [--config=configs/test_multi_worker.py] [--workers=2] \
       [--output_json=runs/bench/multi_worker.json]
 
 Runs tools/pipeline.py once with `distribute=none`, then through tools/launch.py with N workers

@@ -1,7 +1,7 @@
 """Runs every binary over the bad-input classes a hostile but realistic new user hits, and counts
 what breaks the promise "one `error:` line, the right non-zero exit, nothing lost".
 
-  python tools/probe_bad_input.py [--jobs=2] [--output_json=runs/probe.json] [--only=flags]
+  python tests/probe_bad_input.py [--jobs=2] [--output_json=runs/probe.json] [--only=flags]
 Each case is a real subprocess with real files (corrupt archives, a file where a folder should
 be, a read-only or full tmpfs mounted in a private namespace, real SIGINT/SIGTERM). A case is
 clean when the exit status is the expected one, stderr has no traceback, and (for an error) has
@@ -62,7 +62,8 @@ class Case:
 
 
 def _run(case: Case, scratch: Path) -> dict:
-    argv = [sys.executable, str(REPO / "tools" / f"{case.tool}.py"), *case.args]
+    script = REPO / f"{case.tool}.py" if "/" in case.tool else REPO / "tools" / f"{case.tool}.py"
+    argv = [sys.executable, str(script), *case.args]
     if case.mount:
         mnt = scratch / "mnt"
         mnt.mkdir(exist_ok=True)
@@ -209,10 +210,10 @@ def cases(f: dict[str, str], scratch: Path) -> list[Case]:
         "edgetpu_check": [],
         "compile_edgetpu": [f"--out_dir={s}/c"],
         "benchmark": ["--num_runs=3", "--min_secs=0"],
-        "bench_eval_throughput": ["--num_images=50", "--repeats=1"],
+        "benchmarks/eval_throughput": ["--num_images=50", "--repeats=1"],
     }
     # --- absl flag parsing: one `error: bad flag` line, exit 2
-    every = [*config_tools, *model_tools, "bench_device_overhead"]
+    every = [*config_tools, *model_tools, "benchmarks/device_overhead"]
     for tool in every:
         add(Case("flags", tool, ["--no_such_flag=1"], needles=("no_such_flag",)))
     for tool in ("pipeline", "train", "autoquant", "evaluate", "edgetpu_check", "compile_edgetpu"):

@@ -1,7 +1,7 @@
 """Measures repair on the demonstration model: LeakyReLU, hard-swish written as layers, GELU and
 a dynamic batch, in both Keras flavours, with and without --approximate.
 
-  python tools/bench_edgetpu_repair.py --out_dir=/tmp/etpu_demo [--samples=64]
+  python benchmarks/edgetpu_repair.py --out_dir=/tmp/etpu_demo [--samples=64]
 Prints the plain-conversion mapping, every rewrite with its measured max output error, and the
 mapping after repair; writes results.json and the demo/fixed models into out_dir.
 """

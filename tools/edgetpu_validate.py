@@ -32,10 +32,17 @@ def main(argv):
             f"{r['predicted_mapped']}/{r['ops']} mapped; parameters predicted "
             f"{r['predicted_parameter_bytes']:,} B vs compiled {r['real_caching_bytes']:,} B "
             f"({r['cache_verdict']})"
+            + (
+                f"; optimistic: {', '.join(r['optimistic_head_ops'])}"
+                if r["optimistic_head_ops"]
+                else ""
+            )
         )
     if pairs:
         exact = sum(r["matches"] for r in pairs)
         print(f"analyzer exact on {exact}/{len(pairs)} compiled pairs")
+        optimistic = sum(len(r["optimistic_head_ops"]) for r in pairs)
+        print(f"head ops predicted mapped but left on the CPU: {optimistic}")
     for r in logs:
         cap = f"{r['capacity'] / mib:.2f} MiB" if r["capacity"] else "?"
         print(

@@ -180,6 +180,33 @@ def _constraint(model: TFLiteModel, op: Operator, rule: str) -> str | None:
         return "quantizes a float tensor (the model's float input stays on the CPU)"
     if rule == "resize_exact":
         return _resize_reason(model, op)
+    if rule == "resize_large":
+        return _resize_size_reason(model, op)
+    if rule == "reshape_large":
+        n = int(np.prod(t[op.outputs[0]].shape or (1,)))
+        if n > op_table.RESHAPE_MAX_ELEMENTS:
+            return (
+                f"reshape of {n:,} elements (> {op_table.RESHAPE_MAX_ELEMENTS:,}; uncertain, "
+                f"{op_table.UNCERTAIN_RULES[rule]})"
+            )
+    return None
+
+
+def _resize_size_reason(model: TFLiteModel, op: Operator) -> str | None:
+    """A resize to a large output or by a large factor stays on the CPU (see ops.py)."""
+    src, dst = model.tensors[op.inputs[0]].shape, model.tensors[op.outputs[0]].shape
+    if len(src) != 4 or len(dst) != 4:
+        return None
+    area = dst[1] * dst[2]
+    factor = max(dst[1] / max(src[1], 1), dst[2] / max(src[2], 1))
+    why = op_table.UNCERTAIN_RULES["resize_large"]
+    if area > op_table.RESIZE_MAX_OUTPUT_AREA:
+        return (
+            f"resize to {dst[1]}x{dst[2]} (> {op_table.RESIZE_MAX_OUTPUT_AREA:,} pixels per "
+            f"channel; uncertain, {why})"
+        )
+    if factor > op_table.RESIZE_MAX_FACTOR:
+        return f"resize by {factor:g}x (> {op_table.RESIZE_MAX_FACTOR}x; uncertain, {why})"
     return None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from edgequant.edgetpu import cache, compiled
+from edgequant.edgetpu import cache, compiled, versions
 from edgequant.edgetpu.analyzer import Analysis, analyze
 from edgequant.edgetpu.compiler import (
     CompileOptions,
@@ -47,11 +47,13 @@ class CheckOptions:
 
 @dataclasses.dataclass(frozen=True)
 class ModelCheck:
-    """What is known about one model before compiling: gate, prediction, cache verdict."""
+    """What is known about one model before compiling: gate, prediction, cache verdict, and
+    the op versions compiler 16 is not known to accept (a refused one also fails the gate)."""
 
     gate: GateReport
     analysis: Analysis
     cache: cache.CachePrediction
+    op_versions: tuple[versions.VersionFinding, ...] = ()
 
     def to_dict(self) -> dict:
         a = self.analysis
@@ -65,6 +67,7 @@ class ModelCheck:
             "fully_mapped": a.fully_mapped,
             "advice": a.advice,
             "parameter_cache": self.cache.to_dict(),
+            "op_versions": [f.to_dict() for f in self.op_versions],
         }
 
 
@@ -149,4 +152,5 @@ def check_models(
         for p in paths
     ]
     caches = cache.predict_co_compiled(paths, analyses)
-    return tuple(ModelCheck(*m) for m in zip(gates, analyses, caches, strict=True))
+    found = [tuple(versions.check_op_versions(p)) for p in paths]
+    return tuple(ModelCheck(*m) for m in zip(gates, analyses, caches, found, strict=True))

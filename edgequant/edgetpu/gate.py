@@ -12,7 +12,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from edgequant.edgetpu import ops as op_table
+from edgequant.edgetpu import versions
 from edgequant.tflite.model import WEIGHTED_OPS, WEIGHTS_INPUT, Operator, TFLiteModel, bias_input
 
 INTEGER = {"INT8", "UINT8"}
@@ -100,12 +100,13 @@ def _op_violations(model: TFLiteModel, op: Operator) -> list[Violation]:
         name = tensors[tensor].name if tensor is not None else None
         out.append(Violation(rule, message, op.index, op.label, name))
 
-    limit = op_table.MAX_PARSEABLE_VERSION.get(op.op)
-    if limit is not None and op.version > limit:
+    finding = versions.judge_version(op.op, op.version) if op.op != "CUSTOM" else None
+    if finding is not None and finding.verdict == "refused":
+        how = finding.fix.setting if finding.fix else finding.model_change or "an older TensorFlow"
         add(
             "op-version",
-            f"version {op.version} is newer than compiler 16 can parse (max {limit}); "
-            "convert with an older TensorFlow or a simpler op",
+            f"version {op.version} is refused by compiler 16 (it accepts <= {finding.accepted}; "
+            f"{finding.evidence}); fix: {how}",
         )
     if op.op == "DEQUANTIZE":
         t = op.inputs[0]

@@ -47,6 +47,8 @@ RULES = frozenset(
         "prelu_alpha_1d",
         "quantize_int_to_int",
         "resize_exact",
+        "resize_large",
+        "reshape_large",
         "same_dilation",
         "softmax_1d",
         "strides_one",
@@ -123,11 +125,15 @@ _ROWS = (
     OpSupport("RELU"),
     OpSupport("RELU6"),
     OpSupport("RELU_N1_TO_1"),
-    OpSupport("RESHAPE", (), "Certain reshapes might not be mapped for large tensor sizes."),
+    OpSupport(
+        "RESHAPE",
+        ("reshape_large",),
+        "Certain reshapes might not be mapped for large tensor sizes.",
+    ),
     *(
         OpSupport(
             resize,
-            ("resize_exact",),
+            ("resize_exact", "resize_large"),
             "Might not be mapped, depending on sizes, to avoid loss in precision; version 3 "
             "(half_pixel_centers) maps from compiler 16 on (" + RESIZE_V3 + ").",
             DOC,
@@ -166,6 +172,25 @@ UNCERTAIN_RULES = {
     "mean_spatial_size": "google-coral/edgetpu#461, #183",
 }
 MEAN_MAX_SPATIAL = 16384
+# Resizes: "Depending on input/output size, this operation might not be mapped ... to avoid loss
+# in precision" (DOC). Real cases: a 2x bilinear upsampling to 512x512x32 was "not mapped due to
+# some unspecified limitation" while the same model to 128x128 mapped (google-coral/edgetpu#31);
+# a UNet maps at 128x128 but not at 256x256 (#187, compiler 16); DeepLab's 33x33 -> 513x513
+# (16x) and 1x1 -> 33x33 resizes stay on the CPU in the real compiled pair (tests/data/coral),
+# while 2x nearest upsampling in YOLO/FPN heads maps (v16 logs, yolov7#1672, mathieugalle F1).
+# So an output above 128x128 per channel, or a factor above 8, is predicted on the CPU
+# ("uncertain": the true thresholds lie between these points). Predicting the CPU for a resize
+# that maps costs a little speed; predicting the Edge TPU for one that does not hides a cut.
+UNCERTAIN_RULES["resize_large"] = "google-coral/edgetpu#31, #187; deeplabv3 compiled pair"
+RESIZE_MAX_OUTPUT_AREA = 128 * 128
+RESIZE_MAX_FACTOR = 8
+# RESHAPE: "Certain reshapes might not be mapped for large tensor sizes" (DOC). YOLOv5s compiled
+# by v16 at 384 and 512 input left RESHAPEs of the head on the CPU as "unspecified limitation"
+# (google-coral/edgetpu#512: its largest head reshape holds 3x48x48x85 = 587,520 elements at
+# 384), while Coral's SSD MobileNet v2 maps its [1, 1917, 91] class reshape (174,447 elements;
+# ssd_mobilenet_v2_coco_quant_postprocess_edgetpu.tflite in google-coral/test_data).
+UNCERTAIN_RULES["reshape_large"] = "google-coral/edgetpu#512 (YOLOv5s at 384/512)"
+RESHAPE_MAX_ELEMENTS = 2**18
 if not set(UNCERTAIN_RULES) <= RULES:
     raise ValueError(f"UNCERTAIN_RULES names unknown rules: {sorted(set(UNCERTAIN_RULES) - RULES)}")
 
@@ -176,14 +201,7 @@ NEVER_MAPPED = {
     "DEQUANTIZE": "Operation is working on an unsupported data type",
 }
 
-# Op versions newer than the last public compiler's embedded TFLite can parse: the whole
-# compile fails with "Didn't find op for builtin opcode ... version" / "Model could not be
-# parsed". Only versions seen failing are listed (research notes, section 6a.7).
-MAX_PARSEABLE_VERSION = {
-    "CONV_2D": 5,
-    "QUANTIZE": 2,
-    "EXP": 1,
-}
+# Op versions compiler 16 parses: edgetpu/versions.py (evidence per op and version).
 
 # Ops that exist only as CPU kernels on the runtime side (custom detection/pose decoders).
 CUSTOM_NOTE = (

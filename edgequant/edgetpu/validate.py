@@ -11,8 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgequant.edgetpu import cache, compiler_log
-from edgequant.edgetpu.analyzer import analyze
-from edgequant.edgetpu.compiled import compare_with_prediction
+from edgequant.edgetpu.analyzer import analyze, judge
+from edgequant.edgetpu.compiled import compare_with_prediction, cpu_ops
+from edgequant.tflite.model import TFLiteModel
+
+# Detection/segmentation head ops whose own (size) rule decides their mapping: judged alone, one
+# the real compiler left on the CPU must never be predicted mapped (the partition can hide such
+# an optimistic verdict when the op sits downstream of an earlier cut).
+HEAD_OPS = frozenset({"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE", "ARG_MAX"})
+
+
+def optimistic_head_ops(source: str | Path, compiled: str | Path) -> list[str]:
+    """Head ops the compiler left on the CPU that the per-op verdict calls mapped."""
+    model = TFLiteModel.load(source)
+    real = cpu_ops(compiled, source)
+    return [
+        f"{op.index} {op.op}"
+        for op in model.operators
+        if op.op in HEAD_OPS and op.index in real and judge(model, op).mapped
+    ]
 
 
 def compiled_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
@@ -40,6 +57,7 @@ def check_pairs(folder: str | Path) -> list[dict]:
                 "predicted_mapped": analysis.mapped_count,
                 "real_cpu_ops": comparison["real_cpu_ops"],
                 "matches": comparison["matches"],
+                "optimistic_head_ops": optimistic_head_ops(source, compiled),
                 "predicted_parameter_bytes": predicted.parameter_bytes,
                 "real_caching_bytes": real["caching"],
                 "real_streamed_bytes": real["execution_only"],

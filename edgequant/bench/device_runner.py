@@ -549,6 +549,50 @@ def check_parity(interpreter, reference_path, max_lsb, device_runtime, reference
     }
 
 
+def _signature_tensors(interpreter, kind):
+    """{name: tensor index} of the model's first signature (outputs are read by name), else the
+    tensor names of a signature-less model."""
+    sigs = interpreter._get_full_signature_list() or {}  # private, but public since TF 2.5
+    if sigs:
+        return dict(sigs[sorted(sigs)[0]][kind])
+    details = (
+        interpreter.get_input_details() if kind == "inputs" else interpreter.get_output_details()
+    )
+    return {d["name"]: d["index"] for d in details}
+
+
+def make_chain(body, tail):
+    """A function running the postprocess model on the body's outputs, by name: each body output
+    is dequantized (or requantized) into the tail input of the same name."""
+    by_index = {d["index"]: d for d in body.get_tensor_details()}
+    tail_details = {d["index"]: d for d in tail.get_tensor_details()}
+    outs = _signature_tensors(body, "outputs")
+    links = []
+    for name, t_index in sorted(_signature_tensors(tail, "inputs").items()):
+        if name not in outs:
+            raise RunnerError(
+                "postprocess input '{}' is not a body output (body outputs: {})".format(
+                    name, ", ".join(sorted(outs))
+                )
+            )
+        links.append((by_index[outs[name]], tail_details[t_index]))
+
+    def run_tail():
+        for src, dst in links:
+            value = body.get_tensor(src["index"])
+            scale, zero = src["quantization"]
+            if scale:
+                value = scale * (value.astype(np.int64) - zero)
+            dscale, dzero = dst["quantization"]
+            if dscale:
+                info = np.iinfo(dst["dtype"])
+                value = np.clip(np.round(value / dscale) + dzero, info.min, info.max)
+            tail.set_tensor(dst["index"], value.astype(dst["dtype"]))
+        tail.invoke()
+
+    return run_tail
+
+
 def _timed_loop(invoke, min_runs, min_secs, max_secs):
     samples = []
     start = time.perf_counter()
@@ -582,8 +626,12 @@ def benchmark(
     reference=None,
     reference_runtime="reference",
     parity_lsb=_D["parity_lsb"],
+    postprocess=None,
 ):
     """Measures invoke latency of one model. Returns a JSON-serializable dict.
+
+    `postprocess`: a float .tflite run on the CPU after the body (outputs matched by name):
+    `latency_ms` stays the body alone; `postprocess.latency_ms` is body + postprocess end to end.
 
     `golden`: a .npy of the expected output 0 for the seeded inputs; a mismatch is reported in
     `golden_check` so a delegate that silently computes wrong results is caught.
@@ -611,6 +659,24 @@ def benchmark(
         np.save(save_output, interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
     warm = _timed_loop(interpreter.invoke, warmup_runs, warmup_min_secs, max_secs)
     samples = _timed_loop(interpreter.invoke, num_runs, min_secs, max_secs)
+    chained = None
+    if postprocess:
+        tail, _ = make_interpreter(postprocess, runtime, num_threads, xnnpack, False)
+        run_tail = make_chain(interpreter, tail)
+
+        def end_to_end():
+            interpreter.invoke()
+            run_tail()
+
+        _timed_loop(end_to_end, warmup_runs, warmup_min_secs, max_secs)
+        e2e = _timed_loop(end_to_end, num_runs, min_secs, max_secs)
+        chained = {
+            "model": os.path.basename(postprocess),
+            "model_sha256": sha256_file(postprocess),
+            "latency_ms": summarize(e2e),
+            "body_latency_ms": summarize(samples),
+            "samples_ms": _thin(e2e),
+        }
     environment = collect_environment()
     warnings = []
     cores = environment["cores"]
@@ -657,6 +723,9 @@ def benchmark(
     else:
         result["emulated"] = None
     result.update(timing)
+    if chained is not None and environment["emulated"]:
+        chained = dict(chained, label=EMULATED_LABEL)
+    result["postprocess"] = chained
     return result
 
 
@@ -690,6 +759,9 @@ def make_parser():
         "--image", default=None, help="a .npy of uint8 pixels to classify instead of benchmarking"
     )
     parser.add_argument("--preprocessing", default=None, help="the bundle's preprocessing.json")
+    parser.add_argument(
+        "--postprocess", default=None, help="a float .tflite run on the body's outputs (by name)"
+    )
     return parser
 
 
@@ -746,6 +818,7 @@ def main(argv=None):
             args.reference,
             args.reference_runtime,
             args.parity_lsb,
+            args.postprocess,
         )
     except RunnerError as e:
         print(json.dumps({"error": str(e), "kind": "runner"}))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 def deploy_config(config, out_dir: str | Path) -> dict:
     """Runs a deployment from a configs/deploy.py-style config; returns deploy.json's content."""
-    from edgequant import deployment
+    from edgequant.flow import run
 
-    return deployment.run(config, out_dir)
+    return run.run(config, out_dir)
 
 
 def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) -> dict:

@@ -131,7 +131,7 @@ def validate(config) -> None:
 
     p.integer(config.get("edgetpu"), "min_runtime_version", "edgetpu", 0)
     if "target" in config:
-        from edgequant.deployment import TARGETS
+        from edgequant.targets import TARGETS
 
         p.choice(config.target, TARGETS, "target", "target")
     budget = config.get("budget")

@@ -161,15 +161,15 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png.
 
     A config with `model.path` (configs/deploy.py) names the user's own model: nothing is
-    trained, and the run is a deployment (`edgequant.deployment`), written as deploy.json.
+    trained, and the run is a deployment (`edgequant.flow`), written as deploy.json.
     A stage that fails is recorded in results["errors"]; the other stages still run and every
     result that could be measured is written. The workdir is replaced only by a complete run
     (edgequant/rundir.py).
     """
     if config.model.get("path"):
-        from edgequant import deployment
+        from edgequant.flow import run as flow_run
 
-        return deployment.run(config, workdir)
+        return flow_run.run(config, workdir)
     config_check.validate(config)
     # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
     # collective, but only the chief writes `workdir`; the others get a temporary folder.

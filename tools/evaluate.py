@@ -39,9 +39,10 @@ def main(argv):
     import json
     from pathlib import Path
 
-    from edgequant import deployment, usermodel
+    from edgequant import usermodel
     from edgequant.data import sources
     from edgequant.errors import UserError
+    from edgequant.flow import prepare
 
     config = _CONFIG.value
     cli.apply_flags(
@@ -60,18 +61,18 @@ def main(argv):
         raw = mnist.load(_DATA_DIR.value, True, _SEED.value)  # bad data fails before the model
     model = usermodel.load(_MODEL.value, config.model.signature)
     if _DATA.value:
-        split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")
+        split = sources.everything(prepare.open_data(config, model, _DATA.value), "data")
     elif raw is not None:
         if not config.preprocess.input_range and not config.preprocess.mean:
             config.preprocess.input_range = "0,1"  # the MNIST study's own preprocessing
-        resolve = deployment.preprocessing_resolver(config, model)
+        resolve = prepare.preprocessing_resolver(config, model)
         parts = sources.open_mnist(raw, model.inputs, resolve())
         if "test" not in parts:
             raise UserError(f"no MNIST test split in {_DATA_DIR.value or 'the default sources'}")
         split = sources.everything(parts["test"], "test")
     else:
         raise UserError("no data: pass --data=PATH (labelled) or --dataset=mnist")
-    result = deployment.evaluate_model(config, model, split)
+    result = prepare.evaluate_model(config, model, split)
     out = {**result, "model": str(_MODEL.value), "dataset": split.source.info()}
     print(
         f"accuracy {100 * result['top1']:.2f}% (top-5 {100 * result['top5']:.2f}%) on "

@@ -16,6 +16,7 @@ mnist = workspace.config_module("mnist")
 def get_config() -> ConfigDict:
     c = mnist.get_config()  # quantize/evaluate/edgetpu/bench blocks: one home for each default
     c.target = "edgetpu"  # edgetpu: uint8 full-integer variants; cpu: every recipe
+    # budget and recovery: configs/mnist.py (one home for each default)
 
     c.model = ConfigDict()
     c.model.path = ""  # .keras (Keras 3 or tf_keras), .h5, SavedModel folder or float .tflite
@@ -47,20 +48,6 @@ def get_config() -> ConfigDict:
     c.edgetpu.approximate = False  # with fix: also the approximate rewrites (GELU, ELU)
 
     c.quantize.aeq_recipes = ()  # AI Edge Quantizer recipes (target cpu, or a float .tflite)
-
-    c.budget = ConfigDict()
-    c.budget.max_drop_pp = 1.0  # labelled data: top-1 drop vs float
-    c.budget.min_sqnr_db = 20.0  # unlabelled: every output's SQNR vs float
-
-    c.recovery = ConfigDict()
-    c.recovery.enabled = True
-    c.recovery.large_calibration_size = 2000
-    c.recovery.denylist_k = (1, 3)
-    c.recovery.validation_size = 500
-    c.recovery.train_data = ""  # labelled training data: enables QAT (tf_keras models)
-    c.recovery.qat_epochs = 2
-    c.recovery.qat_learning_rate = 1e-4
-    c.recovery.qat_samples = 20000
 
     c.evaluate.batch_size = 64
     c.bench.threads = (1,)

@@ -60,6 +60,27 @@ def get_config() -> ConfigDict:
     c.diagnose.debug_samples = 64  # validation images the debugger compares float and int8 on
     c.diagnose.denylist_k = (1, 2)  # mixed-precision variants keeping the k worst layers in float
 
+    # The study deploys the model it trained like a user's model (edgequant/flow): cpu makes
+    # every recipe; the uint8 variant still goes through the Edge TPU checks.
+    c.target = "cpu"
+
+    c.budget = ConfigDict()  # what "accurate enough" means for the recommendation and recovery
+    c.budget.max_drop_pp = 1.0  # labelled data: top-1 drop vs float
+    c.budget.min_sqnr_db = 20.0  # unlabelled: every output's SQNR vs float
+
+    # The recovery ladder (search/ladder.py), when the plain full-integer variant misses the
+    # budget on the validation data: calibration -> granularity -> (cpu) int16 / float layers
+    # -> QAT on the labelled training data.
+    c.recovery = ConfigDict()
+    c.recovery.enabled = True
+    c.recovery.large_calibration_size = 2000
+    c.recovery.denylist_k = (1, 3)
+    c.recovery.validation_size = 500
+    c.recovery.train_data = ""  # a user's labelled training data (the study has its own)
+    c.recovery.qat_epochs = 2
+    c.recovery.qat_learning_rate = 1e-4
+    c.recovery.qat_samples = 20000
+
     c.evaluate = ConfigDict()
     c.evaluate.batch_size = 500
 

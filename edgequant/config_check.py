@@ -70,7 +70,6 @@ def validate(config) -> None:
     """Raises ValueError naming every invalid setting in `config`; splits comma-separated recipes."""
     from edgequant import zoo
     from edgequant.quantize import aeq, recipes
-    from edgequant.search import autoquant
 
     p = _Problems()
     p.integer(config, "seed", "config", 0)
@@ -167,14 +166,11 @@ def validate(config) -> None:
         ):
             p.append(f"qat.nbit must be () or (weight_bits, activation_bits) in 2..8, got {nbit!r}")
 
-    aq = config.get("autoquant")
-    if aq is not None and aq.get("enabled", False):
-        p.choice(aq.get("target"), autoquant.TARGETS, "autoquant.target", "target")
-        p.number(aq, "max_drop_pp", "autoquant", -100.0)
-        p.integer(aq, "max_trials", "autoquant", 1)
-        p.integer(aq, "large_calibration_size", "autoquant", 1)
-        p.integer(aq, "max_float_layers", "autoquant", 0)
-        p.integer(aq, "qat_epochs", "autoquant", 0)
+    if config.get("autoquant") is not None:
+        p.append(
+            "config.autoquant is now the recovery ladder: set config.target, "
+            "config.budget.max_drop_pp and config.recovery.* (see configs/mnist_autoquant.py)"
+        )
 
     if p:
         raise ValueError("invalid config: " + "; ".join(p))

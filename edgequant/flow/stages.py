@@ -11,7 +11,6 @@ import logging
 
 from edgequant.errors import UserError
 from edgequant.flow import variants
-from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.study import Study
 
 log = logging.getLogger(__name__)
@@ -30,23 +29,8 @@ def plain(study: Study, result: dict) -> list[dict]:
 
 
 def recovery(study: Study, result: dict) -> list[dict]:
-    """The ladder, when the plain full-integer variant misses the budget (result["recovery"]
-    records every trial, judged on validation data, never on the evaluation data)."""
+    """The recovery ladder (search/ladder.py): when the plain full-integer variant misses the
+    budget on the validation data, or cannot be made at all."""
     from edgequant.search import ladder
 
-    trials = result.setdefault("recovery", [])
-    if not study.config.recovery.enabled:
-        return []
-    plain_v = next(
-        (v for v in result["variants"] if v["name"] in ("uint8", "int8") and v["step"] == "plain"),
-        None,
-    )
-    if plain_v is None:
-        return []
-    float_path = variants.float_path(study)
-    m = measure(study, [plain_v], study.validation, float_path)
-    ok, why = within_budget(study, m[plain_v["name"]], m["float"])
-    trials.append(
-        {"step": "plain", "name": plain_v["name"], "meets_budget": ok, "on_validation": why}
-    )
-    return [] if ok else ladder.recover(study, plain_v, float_path, trials)
+    return ladder.recovery_stage(study, result)

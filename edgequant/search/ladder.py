@@ -1,7 +1,19 @@
-"""The recovery ladder: when the plain full-integer variant misses the budget, cheapest first.
+"""The recovery ladder: the one accuracy search, for a user's model and for the study's own.
 
-Moved verbatim from the deployment (edgequant/flow); the flow's `recovery` stage calls
-`recover`.
+When the plain full-integer variant misses the budget (config.budget: at most max_drop_pp
+top-1 points below float with labels, else min_sqnr_db on every output), the ladder tries
+rungs cheapest first, as quantization guides advise, until one meets the budget on the
+VALIDATION data (the evaluation data only reports) or the ladder is exhausted:
+
+    more calibration data -> the other weight granularity -> (CPU) 16-bit activations
+      -> (CPU) the k worst layers kept in float -> QAT on the labelled training data
+
+Recovery starts from what exists. When full-integer conversion is impossible (ops with no
+integer kernel: the converter names them, `convert.FullIntegerBlocked`), the result names
+the blocking ops and the layers they come from, and on a CPU target the ladder starts from the
+best variant that converts: int8 with the converter's float fallback, then the AI Edge
+Quantizer's int8 and int16-activation recipes (which leave unsupported ops float), then the
+worst layers in float. Every trial is recorded in result["recovery"] with its per-output SQNR.
 """
 
 from __future__ import annotations
@@ -10,62 +22,109 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from edgequant import usermodel
 from edgequant.data import sources
-from edgequant.data.dataset import Dataset, Split
 from edgequant.errors import UserError
+from edgequant.flow import variants
 from edgequant.flow.measure import measure, within_budget
-from edgequant.flow.prepare import open_source as _open
 from edgequant.flow.study import Study
-from edgequant.flow.variants import Candidate, build, describe
+from edgequant.flow.variants import Candidate
 from edgequant.quantize import convert, recipes
 
 log = logging.getLogger(__name__)
+FAILURES = (UserError, ValueError, RuntimeError)
 
 
-def recovery_candidates(study: Study, failing: dict) -> list[Candidate]:
-    """Cheapest first, as quantization guides advise: more calibration data, the other weight
-    granularity, 16-bit activations (CPU: the Edge TPU is 8-bit only), the worst layers in
-    float (CPU only). QAT needs the user's training data and labels."""
+def recovery_stage(study: Study, result: dict) -> list[dict]:
+    """The flow's recovery stage: the ladder, when the plain full-integer variant misses the
+    budget or cannot be made at all."""
+    trials = result.setdefault("recovery", [])
+    if not study.config.recovery.enabled or study.model.format == "tflite":
+        return []
+    mode = "uint8" if study.config.target == "edgetpu" else "int8"
+    plain = next(
+        (v for v in result["variants"] if v["name"] == mode and v["step"] == "plain"), None
+    )
+    float_path = variants.float_path(study)
+    if plain is not None:
+        m = measure(study, [plain], study.validation, float_path)
+        ok, why = within_budget(study, m[plain["name"]], m["float"])
+        trials.append(_trial("plain", plain, m[plain["name"]], ok, why))
+        if ok:
+            return []
+        return climb(study, rungs(study, mode, blocked=False), float_path, trials, result, mode)
+    blocked = blocking_ops(study, mode)
+    if not blocked:
+        return []  # the plain variant was not asked for, or failed for another reason
+    result["blocking_ops"] = blocked
+    trials.append(
+        {
+            "step": "plain",
+            "name": mode,
+            "error": "full-integer conversion is impossible: "
+            + ", ".join(f"{o['op']} (layer {o['layer'] or o['tensor']})" for o in blocked),
+        }
+    )
+    if study.config.target == "edgetpu":
+        trials.append(
+            {
+                "step": "fallback",
+                "name": "int8_fallback",
+                "skipped": "the Edge TPU runs full-integer models only: replace or remove the "
+                "blocking ops (--fix rewrites some), or target cpu",
+            }
+        )
+        return []
+    return climb(study, rungs(study, mode, blocked=True), float_path, trials, result, mode)
+
+
+def blocking_ops(study: Study, mode: str) -> list[dict]:
+    """The ops that keep `mode` (a full-integer recipe) from converting, with their layers."""
+    q = study.config.quantize
+    try:
+        convert.convert(
+            study.model, recipes.get(mode, q.weights, q.calibration_size), study.samples
+        )
+    except convert.FullIntegerBlocked as e:
+        return e.ops
+    except FAILURES:
+        return []
+    return []
+
+
+def rungs(study: Study, mode: str, blocked: bool) -> list[Candidate]:
+    """The rungs after the plain variant, cheapest first. A blocked model starts from the
+    converter's float fallback (int8_fallback) instead of the full-integer `mode`."""
     cfg = study.config.recovery
     q = study.config.quantize
-    if failing["recipe"].get("backend") != "tflite-converter":
-        return []
-    mode = failing["recipe"]["mode"]
+    n = len(next(iter(study.samples.values())))
     big = min(cfg.large_calibration_size, len(study.calibration))
     other = "per_tensor" if q.weights == "per_channel" else "per_channel"
+    base = "int8_fallback" if blocked else mode
     out = []
-    if big > len(next(iter(study.samples.values()))):
+    if blocked:
+        out.append(Candidate(base, recipes.get(base, q.weights, n), step="fallback"))
+    if big > n:
         out.append(
-            Candidate(
-                f"{mode}_cal{big}",
-                recipes.get(mode, q.weights, big),
-                samples=big,
-                step="calibration",
-            )
-        )
-    r = recipes.get(mode, other, big)
+            Candidate(f"{base}_cal{big}", recipes.get(base, q.weights, big), samples=big,
+                      step="calibration")
+        )  # fmt: skip
+    r = recipes.get(base, other, big)
     out.append(Candidate(f"{r.name}_cal{big}", r, samples=big, step="granularity"))
-    if study.config.target == "cpu":
-        out.append(
-            Candidate(
-                "int16x8",
-                recipes.get("int16x8", q.weights, q.calibration_size),
-                step="16-bit activations",
-            )
-        )
-        if study.model.keras is not None and len(study.model.inputs) == 1:
-            for k in cfg.denylist_k:
-                out.append(
-                    Candidate(
-                        f"mixed_k{k}",
-                        recipes.get("int8_fallback", q.weights),
-                        step=f"mixed precision k={k}",
-                        worst_k=k,
-                    )
-                )
+    if study.config.target != "cpu":
+        return out
+    one_input = len(study.model.inputs) == 1
+    if blocked and one_input:  # the AI Edge Quantizer leaves ops without a kernel float
+        for name, step in (("static_wi8_ai8", "aeq int8"), ("static_wi8_ai16", "aeq int16")):
+            out.append(Candidate(f"aeq_{name}", None, name, step=step))
+    elif not blocked:
+        r = recipes.get("int16x8", q.weights, n)
+        out.append(Candidate(r.name, r, step="16-bit activations"))
+    if one_input:
+        for k in cfg.denylist_k:
+            out.append(
+                Candidate(f"mixed_k{k}", recipes.get("int8_fallback", q.weights),
+                          step=f"mixed precision k={k}", worst_k=k)
+            )  # fmt: skip
     return out
 
 
@@ -78,107 +137,89 @@ def _layers_by_error(study: Study) -> list[str]:
     return [e.tensor_name for e in errors]
 
 
-def recover(study: Study, failing: dict, float_path: Path, trials: list[dict]) -> list[dict]:
-    """Tries recovery candidates on the validation data until one meets the budget.
+def _trial(step: str, v: dict, m: dict, ok: bool, why: str) -> dict:
+    return {
+        "step": step,
+        "name": v["name"],
+        "activations": v["activations"],
+        "meets_budget": ok,
+        "on_validation": why,
+        "sqnr_db": m.get("sqnr_db", {}),
+        **({"top1": m["top1"]} if "top1" in m else {}),
+    }
 
-    Choices are judged on calibration-side data the calibration set did not use (never on the
-    evaluation data, which only reports). Returns the variants built, winner last.
-    """
-    built = []
+
+def climb(
+    study: Study, ladder: list[Candidate], float_path: Path, trials: list, result: dict, mode: str
+) -> list[dict]:
+    """Builds and judges each rung on the validation data until one meets the budget; a rung
+    a stage already built (same name) is judged, not rebuilt. Returns the new variants."""
+    existing = {v["name"]: v for v in result["variants"]}
+    built: list[dict] = []
     float_val = None
-    ranking: list[str] | None = None  # computed once, when the first mixed candidate is tried
-    for c in recovery_candidates(study, failing):
-        if c.worst_k:
-            ranking = _layers_by_error(study) if ranking is None else ranking
-            c = dataclasses.replace(c, denylist=tuple(ranking[: c.worst_k]))
+    ranking: list[str] | None = None  # computed once, when the first mixed rung is tried
+    for c in ladder:
         try:
-            v = build(study, c)
-        except (UserError, ValueError, RuntimeError) as e:
+            v = existing.get(c.name)
+            if v is None:
+                if c.worst_k:
+                    ranking = _layers_by_error(study) if ranking is None else ranking
+                    c = dataclasses.replace(c, denylist=tuple(ranking[: c.worst_k]))
+                v = variants.build(study, c)
+                built.append(v)
+        except FAILURES as e:
             trials.append({"step": c.step, "name": c.name, "error": str(e).splitlines()[0]})
             continue
         m = measure(study, [v], study.validation, float_path)
         float_val = float_val or m["float"]
         ok, why = within_budget(study, m[v["name"]], float_val)
-        trials.append({"step": c.step, "name": c.name, "meets_budget": ok, "on_validation": why})
+        trials.append(_trial(c.step, v, m[v["name"]], ok, why))
         log.info("recovery %s: %s (%s)", c.name, why, "meets the budget" if ok else "misses")
-        built.append(v)
         if ok:
-            break
-    if built and trials[-1].get("meets_budget"):
+            return built
+    if "blocking_ops" in result:
+        trials.append(
+            {"step": "qat", "name": "qat", "skipped": "QAT cannot give the blocking ops kernels"}
+        )
         return built
-    why_not = study.model.qat_support() or (
-        None if study.config.recovery.train_data else "QAT needs --train_data (labelled)"
-    )
-    if why_not:
-        trials.append({"step": "qat", "name": "qat", "skipped": why_not})
-        return built
-    try:
-        v = build_qat(study, failing)
-    except (UserError, ValueError, RuntimeError) as e:
-        trials.append({"step": "qat", "name": "qat", "error": str(e).splitlines()[0]})
-        return built
-    m = measure(study, [v], study.validation, float_path)
-    ok, why = within_budget(study, m[v["name"]], m["float"])
-    trials.append({"step": "qat", "name": v["name"], "meets_budget": ok, "on_validation": why})
-    return [*built, v]
+    return built + qat_rung(study, float_path, trials, result, mode)
 
 
-def build_qat(study: Study, failing: dict) -> dict:
-    """Quantization-aware fine-tuning of a tf_keras classifier on the user's labelled training
-    data (config.recovery.train_data), then the failing variant's recipe on the QAT model."""
-    from edgequant.train import fit, qat
+def _train_split(study: Study) -> sources.Split | None:
+    """The labelled training data: the study's train split, or config.recovery.train_data."""
+    path = study.config.recovery.get("train_data")
+    if study.train is None and path:
+        from edgequant.flow.prepare import open_source
+
+        source = open_source(study.config, path, study.model, lambda: study.preprocessing)
+        study.train = sources.everything(source, "train")
+    return study.train
+
+
+def qat_rung(study: Study, float_path: Path, trials: list, result: dict, mode: str) -> list[dict]:
+    """The last rung: the one QAT (train/qat_stage.py) with config.recovery's epochs."""
+    from edgequant.train import qat_stage
 
     cfg = study.config.recovery
-    model = study.model
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or study.labels_output is None:
-        raise UserError("QAT here fine-tunes one-input, one-output classifiers with labelled data")
-    source = _open(study.config, cfg.train_data, model, lambda: study.preprocessing)
-    if source.labels is None:
-        raise UserError(f"--train_data {cfg.train_data} has no labels")
-    x, y = sources.everything(source, "train").subset(cfg.qat_samples, study.config.seed).arrays()
-    x = x[model.input_names[0]]
-    qat_model = qat.apply(qat.annotate(model.keras), study.config.quantize.weights == "per_tensor")
-    probe = qat_model.predict(x[:64], verbose=0)
-    from_logits = not np.allclose(probe.sum(-1), 1.0, atol=1e-3) or probe.min() < 0
-    # The one training loop (fit.run_loop) validates on a tenth of the samples it is given.
-    n_val = max(1, len(y) // 10)
-    data = Dataset(
-        "recovery", cfg.train_data, Split(x[n_val:], y[n_val:]), Split(x[:n_val], y[:n_val]), None
-    )
-    tuned = fit.run_loop(
-        qat_model,
-        data,
-        study.config,
-        study.out_dir,
-        epochs=cfg.qat_epochs,
-        learning_rate=cfg.qat_learning_rate,
-        log_name="recovery_qat",
-        from_logits=from_logits,
-        verbose=0,
-    )
-    mode = failing["recipe"]["mode"]
-    recipe = recipes.get(
-        mode, study.config.quantize.weights, study.config.quantize.calibration_size
-    )
-    from edgequant.train.qat_stage import annotated_layers
-
-    n = len(next(iter(study.samples.values())))
-    recipe = dataclasses.replace(
-        recipe,
-        name=f"qat_{mode}",
-        calibration_size=n,
-        qat=recipes.QatSettings(
-            cfg.qat_epochs,
-            cfg.qat_learning_rate,
-            per_tensor=study.config.quantize.weights == "per_tensor",
-            annotated=annotated_layers(qat_model),
-            samples=len(data.train),
-        ),
-    )
-    content = convert.convert(
-        usermodel.from_keras(qat_model, names_from=model), recipe, study.samples
-    )
-    path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-    entry = describe(recipe.name, path, recipe, n, "qat")
-    entry["qat_val_accuracy"] = tuned.val_accuracy  # the fake-quant Keras model, held-out tenth
-    return entry
+    try:
+        _train_split(study)
+        reason = qat_stage.why_not(study) or (None if cfg.qat_epochs else "recovery.qat_epochs=0")
+        if reason:
+            trials.append({"step": "qat", "name": "qat", "skipped": reason})
+            return []
+        v = next((v for v in result["variants"] if v["name"] == f"qat_{mode}"), None)
+        made = []
+        if v is None:
+            tuned = qat_stage.fine_tune(
+                study, cfg.qat_epochs, cfg.qat_learning_rate, "recovery_qat",
+                max_samples=cfg.qat_samples,
+            )  # fmt: skip
+            v = qat_stage.build(study, tuned, mode, "qat")
+            made.append(v)
+    except FAILURES as e:
+        trials.append({"step": "qat", "name": f"qat_{mode}", "error": str(e).splitlines()[0]})
+        return []
+    m = measure(study, [v], study.validation, float_path)
+    ok, why = within_budget(study, m[v["name"]], m["float"])
+    trials.append(_trial("qat", v, m[v["name"]], ok, why))
+    return made

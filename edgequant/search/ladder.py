@@ -22,7 +22,6 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from edgequant.data import sources
 from edgequant.errors import UserError
 from edgequant.flow import variants
 from edgequant.flow.measure import measure, within_budget
@@ -185,24 +184,12 @@ def climb(
     return built + qat_rung(study, float_path, trials, result, mode)
 
 
-def _train_split(study: Study) -> sources.Split | None:
-    """The labelled training data: the study's train split, or config.recovery.train_data."""
-    path = study.config.recovery.get("train_data")
-    if study.train is None and path:
-        from edgequant.flow.prepare import open_source
-
-        source = open_source(study.config, path, study.model, lambda: study.preprocessing)
-        study.train = sources.everything(source, "train")
-    return study.train
-
-
 def qat_rung(study: Study, float_path: Path, trials: list, result: dict, mode: str) -> list[dict]:
     """The last rung: the one QAT (train/qat_stage.py) with config.recovery's epochs."""
     from edgequant.train import qat_stage
 
     cfg = study.config.recovery
     try:
-        _train_split(study)
         reason = qat_stage.why_not(study) or (None if cfg.qat_epochs else "recovery.qat_epochs=0")
         if reason:
             trials.append({"step": "qat", "name": "qat", "skipped": reason})

@@ -47,8 +47,21 @@ def annotated_layers(qat_model) -> tuple[str, ...]:
     )
 
 
+def training_split(study: Study) -> sources.Split | None:
+    """The labelled training data: the study's train split, else a deployment's
+    config.recovery.train_data, opened with the model's preprocessing."""
+    path = study.config.recovery.get("train_data")
+    if study.train is None and path:
+        from edgequant.flow.prepare import open_source
+
+        source = open_source(study.config, path, study.model, lambda: study.preprocessing)
+        study.train = sources.everything(source, "train")
+    return study.train
+
+
 def why_not(study: Study) -> str | None:
     """Why QAT cannot run on this study (None: it can)."""
+    training_split(study)
     if study.model.qat_support():
         return study.model.qat_support()
     if study.train is None or study.train.labels is None:
@@ -85,7 +98,14 @@ def fine_tune(
         tuple(nbit) or None,
     )
     train = _arrays(study, study.train, max_samples or len(study.train))
-    val = _arrays(study, study.validation, len(study.validation))
+    if study.validation.labels is not None:
+        val = _arrays(study, study.validation, len(study.validation))
+    else:  # unlabelled calibration-side data: the loop validates on a tenth of the training data
+        n_val = max(1, len(train) // 10)
+        train, val = (
+            dataset.Split(train.x[n_val:], train.y[n_val:]),
+            dataset.Split(train.x[:n_val], train.y[:n_val]),
+        )
     # A classifier ending in softmax is trained on probabilities; one ending in logits is not.
     probe = qat_model.predict(train.x[:64], verbose=0)
     probe = probe[study.labels_output] if isinstance(probe, dict) else probe

@@ -13,35 +13,47 @@ from edgequant.bench import settings as bench_settings
 
 
 def devices_stage(study, results: dict) -> None:
-    cfg = study.config.bench
+    if results["variants"]:
+        records = run_devices(
+            study.config.bench, [v["path"] for v in results["variants"]], study.workdir
+        )
+        if records:
+            results["devices"] = records
+
+
+# What a report needs of a fleet record (compare.status reads the last five).
+FIELDS = (
+    "device",
+    "model",
+    "runtime",
+    "runtime_version",
+    "latency_ms",
+    "error",
+    "kind",
+    "environment",
+    "parity",
+    "emulated",
+    "golden_check",
+    "num_threads",
+    "threads_over_cores",
+)
+
+
+def run_devices(cfg, models: list, out_dir) -> list[dict]:
+    """Every model on every device named in `cfg.devices` (a config's bench block); returns
+    the latest record per (device, model file name), including those of earlier runs in
+    `out_dir/devices.jsonl`; empty when no device is named. The pipeline's stage and the
+    deployment flow (edgequant/flow/devices.py) both measure through it."""
     names = tuple(cfg.get("devices", ()) or ())
-    if not names or not results["variants"]:
-        return
+    if not names or not models:
+        return []
     devices = [inventory.resolve(n, cfg.inventory, cfg.remote_python or None) for n in names]
     settings = bench_settings.from_config(cfg, runtime="auto")
-    models = [v["path"] for v in results["variants"]]
-    fleet.run_fleet(
-        models, devices, settings, Path(study.workdir) / "devices.jsonl", cfg.ssh_config or None
-    )
-    # Report the latest record per (device, model), including those from earlier runs.
+    store_path = Path(out_dir) / "devices.jsonl"
+    fleet.run_fleet(models, devices, settings, store_path, cfg.ssh_config or None)
     from edgequant.bench.store import ResultsStore
 
     latest = {}
-    for r in ResultsStore(Path(study.workdir) / "devices.jsonl").records():
+    for r in ResultsStore(store_path).records():
         latest[(r["device"], r["model"])] = r
-    results["devices"] = [
-        {
-            k: r.get(k)
-            for k in (
-                "device",
-                "model",
-                "runtime",
-                "runtime_version",
-                "latency_ms",
-                "error",
-                "kind",
-                "environment",
-            )
-        }
-        for r in latest.values()
-    ]
+    return [{k: r[k] for k in FIELDS if k in r} for r in latest.values()]

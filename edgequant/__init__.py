@@ -75,7 +75,15 @@ def summary(result: dict) -> str:
             if v.get("edgetpu")
             else ""
         )
-        lines.append(f"{v['name']:>24}  {acc}{agree}{worst}{tpu}{v['size_bytes'] / 1024:.0f} KB")
+        on = [
+            f"{name} p50 {d['p50']:.3f} ms  " if d.get("p50") is not None else f"{name} failed  "
+            for name, d in (v.get("devices") or {}).items()
+        ]
+        host = f"host p50 {v['latency_ms']['p50']:.3f} ms  " if v.get("latency_ms") else ""
+        lines.append(
+            f"{v['name']:>24}  {acc}{agree}{worst}{tpu}{host}{''.join(on)}"
+            f"{v['size_bytes'] / 1024:.0f} KB"
+        )
     fm = result["float"]["metrics"]
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")

@@ -71,6 +71,7 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
         "errors": found.pop("errors"),
         "warnings": study.warnings,
         "repair": study.repair,
+        "trained": study.trained,
         "recommended": found.pop("recommended"),
         **found,
         "config": json.loads(study.config.to_json_best_effort()),

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from edgequant import rundir
+from edgequant.errors import UserError
 from edgequant.flow import bundle, devices, stages, variants
 from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.prepare import prepare, validate
@@ -41,11 +42,20 @@ def run(config, out_dir: str | Path) -> dict:
 
 def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
     """Every stage in order on `study` (whose out_dir is the staging folder), then the
-    measurement, Edge TPU checks, latency, recommendation and the bundle; returns deploy.json
-    with its paths named as they will be under `final_dir`."""
+    measurement, Edge TPU checks, latency, devices, recommendation and the bundle; returns
+    deploy.json with its paths named as they will be under `final_dir`.
+
+    `stages` (default STAGES) lets a caller add its own, e.g. the study's QAT or search stages
+    (protocol: flow/study.py); a section a stage adds to `result` is written as is."""
     result: dict = {"variants": [], "recovery": [], "errors": []}
     for stage in stages:
-        result["variants"] += stage(study, result)
+        try:
+            result["variants"] += stage(study, result)
+        except (UserError, ValueError, RuntimeError, OSError) as e:
+            # A stage is expected to record its own failures; one that raises anyway loses
+            # only its own variants, never the others' (as the study's pipeline always did).
+            log.error("stage %s failed: %s", stage.__name__, e)
+            result["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
     found = result["variants"]
     measured = measure(study, found, study.evaluation, variants.float_path(study))
     result["float_metrics"] = measured.pop("float")

@@ -20,7 +20,6 @@ import numpy as np
 
 from edgequant import atomic, config_check, distribute, rundir, usermodel, zoo
 from edgequant import data as datasets
-from edgequant.bench import stage as devices
 from edgequant.data import sources
 from edgequant.diagnose import stage as diagnose
 from edgequant.flow import run as flow_run
@@ -121,13 +120,12 @@ def train(config, out_dir: Path, verbose: int = 2) -> tuple[datasets.Dataset, ob
 
 
 # The study's stages, in order: the flow's own, with diagnosis and QAT between the plain
-# variants and the recovery ladder, and the device benchmarks last (they need every variant).
+# variants and the recovery ladder (devices are measured by the flow after every stage).
 STAGES = (
     flow_stages.plain,
     diagnose.diagnose_stage,
     qat_stage.qat_stage,
     flow_stages.recovery,
-    devices.devices_stage,
 )
 
 

@@ -5,6 +5,7 @@
     variants.py  Candidate, build, describe (the one variant entry), the float reference
     measure.py   one streamed evaluation pass, within_budget
     stages.py    the stages run in order (plain variants, recovery ladder)
+    devices.py   every variant on the target devices over SSH (the fleet), parity vs host
     run.py       run(config, out_dir) and execute(study, final_dir): THE front door
     bundle.py    deploy.json, preprocessing.json, labels.txt, report, manifest
 

@@ -1,4 +1,5 @@
-"""The bundle: deploy.json, preprocessing.json, labels.txt, the report and the manifest."""
+"""The bundle: deploy.json, preprocessing.json, labels.txt, tradeoff.png, manifest.json (the
+sha256 of every artifact), report.md and report.html."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
     `found` is what the stages and measurements produced: variants, float_metrics,
     recommended, errors, recovery, and any stage's own section (qat, diagnosis, autoquant,
     devices...), kept as is."""
-    from edgequant.report import deploy_report, html
+    from edgequant.report import html, manifest, plots, writer
 
     cal_src, ev_src = study.calibration.source, study.evaluation.source
     calib_x = study.samples
@@ -70,6 +71,7 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
         "errors": found.pop("errors"),
         "warnings": study.warnings,
         "repair": study.repair,
+        "trained": study.trained,
         "recommended": found.pop("recommended"),
         **found,
         "config": json.loads(study.config.to_json_best_effort()),
@@ -79,7 +81,14 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
     if study.class_names:
         (study.out_dir / "labels.txt").write_text("\n".join(study.class_names) + "\n")
     result = rundir.relocate(_finite(result), study.out_dir, final_dir)
-    atomic.write_text(study.out_dir / "deploy.json", json.dumps(result, indent=1, default=str))
-    deploy_report.write(result, study.out_dir)
-    html.write(study.out_dir)
+    out = study.out_dir
+    atomic.write_text(out / "deploy.json", json.dumps(result, indent=1, default=str))
+    if result["evaluation"]["labels"] and any(v.get("latency_ms") for v in result["variants"]):
+        plots.tradeoff(result, out / "tradeoff.png")
+    # Written last of the JSON files: it holds the sha256 of every artifact and JSON beside it.
+    sources_info = {"calibration": cal_src.description, "evaluation": ev_src.description}
+    man = manifest.build(study.config, sources_info, out)
+    atomic.write_json(out / "manifest.json", man)
+    writer.write(result, out, man)
+    html.write(out)
     return result

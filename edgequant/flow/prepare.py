@@ -25,6 +25,8 @@ MIN_CALIBRATION = 100  # fewer samples than this: a warning in the report (TF's 
 
 
 def preprocessing_resolver(config, model: usermodel.UserModel):
+    """A function giving the image preprocessing spec, resolved on first call: only image
+    data needs one, and arrays or TFRecords must not be refused for a missing pixel range."""
     p = config.preprocess
     cache: list[preprocess.Preprocessing] = []
 
@@ -55,6 +57,7 @@ def preprocessing_resolver(config, model: usermodel.UserModel):
 
 
 def open_source(config, path: str, model, resolve) -> sources.Source:
+    """A streamed source at `path` for the model's named inputs, read with config.data's keys."""
     d = config.data
     features = dict(
         pair.split(":", 1) for pair in str(d.tfrecord_features).split(",") if ":" in pair

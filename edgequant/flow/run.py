@@ -5,7 +5,7 @@ trained).
     model (any format) + data -> preprocessing spec -> calibration / evaluation splits
       -> STAGES (plain variants, recovery ladder)
       -> one streamed evaluation pass (accuracy with labels, fidelity to float always)
-      -> Edge TPU gate, analyzer and compiler -> host latency -> devices
+      -> Edge TPU gate, analyzer and compiler -> host latency -> devices (flow/devices.py)
       -> recommendation -> the bundle (flow/bundle.py)
 
 `tools/deploy.py`, `configs/deploy.py` (through `tools/pipeline.py`), `edgequant.deploy(...)`
@@ -19,7 +19,8 @@ import math
 from pathlib import Path
 
 from edgequant import rundir
-from edgequant.flow import bundle, stages, variants
+from edgequant.errors import UserError
+from edgequant.flow import bundle, devices, stages, variants
 from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.prepare import prepare, validate
 from edgequant.flow.study import Study
@@ -41,11 +42,20 @@ def run(config, out_dir: str | Path) -> dict:
 
 def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
     """Every stage in order on `study` (whose out_dir is the staging folder), then the
-    measurement, Edge TPU checks, latency, recommendation and the bundle; returns deploy.json
-    with its paths named as they will be under `final_dir`."""
+    measurement, Edge TPU checks, latency, devices, recommendation and the bundle; returns
+    deploy.json with its paths named as they will be under `final_dir`.
+
+    `stages` (default STAGES) lets a caller add its own, e.g. the study's QAT or search stages
+    (protocol: flow/study.py); a section a stage adds to `result` is written as is."""
     result: dict = {"variants": [], "recovery": [], "errors": []}
     for stage in stages:
-        result["variants"] += stage(study, result)
+        try:
+            result["variants"] += stage(study, result)
+        except (UserError, ValueError, RuntimeError, OSError) as e:
+            # A stage is expected to record its own failures; one that raises anyway loses
+            # only its own variants, never the others' (as the study's pipeline always did).
+            log.error("stage %s failed: %s", stage.__name__, e)
+            result["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
     found = result["variants"]
     measured = measure(study, found, study.evaluation, variants.float_path(study))
     result["float_metrics"] = measured.pop("float")
@@ -57,7 +67,9 @@ def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
     if study.config.target == "edgetpu" or any(v["input_dtype"] == "uint8" for v in found):
         edgetpu_checks(study, found)
     latency(study, found)
-    result["recommended"] = recommend(study, found)
+    devices.measure_on_devices(study, found, result)
+    device, result["ranked_by"] = devices.latency_key(study, found)
+    result["recommended"] = recommend(study, found, device)
     return bundle.write(study, result, final_dir)
 
 
@@ -80,8 +92,9 @@ def latency(study: Study, variants: list[dict]) -> None:
         v.update(bench_latency.measure(v["path"], study.config.bench))
 
 
-def recommend(study: Study, variants: list[dict]) -> str | None:
-    """The fastest variant within the budget for the target (Edge TPU: gate passed)."""
+def recommend(study: Study, variants: list[dict], device: str | None = None) -> str | None:
+    """The fastest variant within the budget for the target (Edge TPU: gate passed): fastest
+    on `device` when given (the target board), else on the host CPU; ties go to the smaller."""
     ok = [v for v in variants if v.get("within_budget")]
     if study.config.target == "edgetpu":
         ok = [v for v in ok if v["gate"] == "pass"]
@@ -91,7 +104,10 @@ def recommend(study: Study, variants: list[dict]) -> str | None:
         return None
 
     def speed(v):
-        lat = v.get("latency_ms") or {}
-        return (lat.get("p50", math.inf), v["size_bytes"])
+        if device is not None:
+            p50 = (v.get("devices") or {}).get(device, {}).get("p50")
+        else:
+            p50 = (v.get("latency_ms") or {}).get("p50")
+        return (math.inf if p50 is None else p50, v["size_bytes"])
 
     return min(ok, key=speed)["name"]

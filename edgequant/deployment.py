@@ -664,12 +664,7 @@ def bundle(study: Study, variants, float_metrics, trials, errors, final_dir: Pat
         min(len(study.evaluation), STATS_SAMPLES), study.config.seed
     ).arrays()
     data_stats = stats.compare(calib_x, eval_x, study.config.seed)
-    study.warnings += [
-        f"input '{k}': calibration and evaluation data differ (distance {s['distance']:.2f}; "
-        "check that both come from the same distribution and preprocessing)"
-        for k, s in data_stats.items()
-        if s["mismatch"]
-    ]
+    study.warnings += stats.warnings(data_stats, len(next(iter(calib_x.values()))))
     result = {
         "model": study.model.describe(),
         "target": study.config.target,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from edgequant.diagnose import calibration_check, layers
+from edgequant.data import stats
+from edgequant.diagnose import layers
 from edgequant.quantize import convert, recipes
 from edgequant.study import Artifact
 
@@ -25,9 +26,8 @@ def diagnose_stage(study, results: dict) -> list[Artifact]:
     if cfg is None:
         return []
     x_val = study.data.require("val").x
-    warnings = calibration_check.check(
-        study.representative[: study.config.quantize.calibration_size], x_val, cfg.min_calibration
-    )
+    rep = study.representative[: study.config.quantize.calibration_size]
+    warnings = stats.check({"x": rep}, {"x": x_val}, cfg.min_calibration, study.config.seed)
     for w in warnings:
         log.warning("calibration: %s", w)
     results["calibration_warnings"] = warnings

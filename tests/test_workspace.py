@@ -55,7 +55,9 @@ def test_the_base_config_and_the_deployment_name_no_dataset_model_or_training():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(UserError, match=r"unknown configs module 'nope'; valid: base, deploy, mnist"):
+    with pytest.raises(
+        UserError, match=r"unknown configs module 'nope'; valid: base, deploy, mnist"
+    ):
         workspace.config("nope")
     with pytest.raises(ValueError, match="valid models: mnist_cnn, mobilenet_v2"):
         zoo.build("nope", (8, 8, 1), 2)

@@ -52,7 +52,11 @@ class Dataset:
             raise ValueError(f"unknown split(s) {sorted(unknown)}; valid: {', '.join(SPLITS)}")
         present = [k for k in SPLITS if k in parts]
         x = np.concatenate([np.asarray(parts[k][0]) for k in present]) if present else None
-        y = np.concatenate([np.asarray(parts[k][1], np.int64) for k in present]) if present else None
+        y = (
+            np.concatenate([np.asarray(parts[k][1], np.int64) for k in present])
+            if present
+            else None
+        )
         src = ArraySource(
             "arrays",
             source,

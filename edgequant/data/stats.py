@@ -9,7 +9,7 @@ Two usual causes of int8 accuracy collapse: too few calibration samples (ranges 
 and calibration data that is not distributed like real inputs (wrong preprocessing, one class).
 
 Calibration fixes every activation range: data from another distribution than the one the
-model will see (other preprocessing, other sensor, MNIST digits for a face model) gives a
+model will see (other preprocessing, other sensor, handwritten digits for a face model) gives a
 model that converts cleanly and fails in the field. The distance reported is the
 1-Wasserstein distance between the two value distributions divided by the calibration
 standard deviation: 0 for the same distribution, about 1 for a shift of one standard

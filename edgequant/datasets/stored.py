@@ -43,7 +43,9 @@ class Stored:
         return self.parts.get("test")
 
     def info(self) -> dict:
-        sizes = {k: len(self.parts[k].y) if k in self.parts else 0 for k in ("train", "val", "test")}
+        sizes = {
+            k: len(self.parts[k].y) if k in self.parts else 0 for k in ("train", "val", "test")
+        }
         return {"name": self.name, "source": self.source, "split_sizes": sizes}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+
 import numpy as np
 
 from edgequant.evaluate.runner import DEFAULT_BATCH_SIZE

@@ -5,9 +5,9 @@ layer's `Dataset` (seeded train/val/test `sources.Split`s over one in-memory sou
 once for the model's input). The data layer (`edgequant/data/`) never names a dataset: this
 package is where a dataset plugs in, as TFDS and big_vision name theirs in a registry.
 
-To add one: a module here with `read(data_cfg, seed) -> stored.Stored` (uint8 images and labels
-per split; offline, with a one-line error naming what to install when its files are missing),
-and its name in `LOADERS`.
+To add one: a module here with `read_config(data_cfg, seed) -> stored.Stored` (uint8 images
+and labels per split; offline, with a one-line error naming what to install when its files are
+missing), and its name in `LOADERS`.
 """
 
 from __future__ import annotations

@@ -10,45 +10,18 @@ from ml_collections import ConfigDict
 
 from edgequant import workspace
 
-mnist = workspace.config_module("mnist")
+base = workspace.config_module("base")
 
 
 def get_config() -> ConfigDict:
-    c = mnist.get_config()  # quantize/evaluate/edgetpu/bench blocks: one home for each default
+    c = base.get_config()  # quantize/evaluate/edgetpu/bench/recovery: one home for each default
     c.target = "edgetpu"  # edgetpu: uint8 full-integer variants; cpu: every recipe
-    # budget and recovery: configs/mnist.py (one home for each default)
 
     c.model = ConfigDict()
     c.model.path = ""  # .keras (Keras 3 or tf_keras), .h5, SavedModel folder or float .tflite
     c.model.signature = "serving_default"
 
-    c.data = ConfigDict()
-    c.data.path = ""  # image folder, .npy/.npz, .tfrecord, MNIST folder, or module:function
-    c.data.eval_path = ""  # empty: a seeded holdout_fraction of data.path is held out
-    c.data.kind = "auto"  # auto | images | arrays | tfrecord | mnist | callable
-    c.data.holdout_fraction = 0.2
-    c.data.max_eval = 0  # evaluate on at most this many samples (0 = all)
-    c.data.max_corrupt_fraction = 0.01  # unreadable images skipped above this: refused
-    c.data.tfrecord_features = ""  # INPUT:KEY,... (default: each input's own name)
-    c.data.label_key = "label"
-    c.data.labels = ""  # labels.txt in the model's output order; empty = sorted folder names
-
-    # Images only: how pixels become model inputs. No guess: a model without its own
-    # Rescaling/Normalization layer needs input_range or mean/std.
-    c.preprocess = ConfigDict()
-    c.preprocess.input_range = ""  # "LO,HI", e.g. "0,1" or "-1,1"
-    c.preprocess.mean = ""  # per channel, pixel units, e.g. "123.675,116.28,103.53"
-    c.preprocess.std = ""
-    c.preprocess.color = ""  # rgb | grayscale; empty = the model input's channels
-    c.preprocess.resize = ""  # "H,W"; empty = the model input's size
-    c.preprocess.fit = "stretch"  # stretch | crop (center, keep aspect) | pad (letterbox)
-    c.preprocess.method = "bilinear"
-
-    c.edgetpu.fix = False  # rewrite the Keras model so more of it maps (edgetpu/repair.py)
-    c.edgetpu.approximate = False  # with fix: also the approximate rewrites (GELU, ELU)
-
     c.quantize.aeq_recipes = ()  # AI Edge Quantizer recipes (target cpu, or a float .tflite)
-
     c.evaluate.batch_size = 64
     c.bench.threads = (1,)
     # Half the study's measuring time: a deploy ranks a few variants, it is not a study.

@@ -58,7 +58,7 @@ KEPT_BY_DEFAULT = (
 
 
 def project_path(relative: str) -> str:
-    """`relative` (e.g. "configs/mnist.py") inside the project, whatever the current directory.
+    """`relative` (e.g. "configs/base.py") inside the project, whatever the current directory.
 
     Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
     any folder; paths the user passes stay relative to where the user is.

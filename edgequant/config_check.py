@@ -68,7 +68,8 @@ class _Problems(list):
 
 def validate(config) -> None:
     """Raises ValueError naming every invalid setting in `config`; splits comma-separated recipes."""
-    from edgequant import zoo
+    from edgequant import datasets, zoo
+    from edgequant.data import sources
     from edgequant.quantize import aeq, recipes
 
     p = _Problems()
@@ -76,7 +77,8 @@ def validate(config) -> None:
     p.choice(config.get("distribute", "none") or "none", DISTRIBUTE, "distribute", "strategy")
 
     model = config.get("model")
-    deploying = model is not None and bool(model.get("path"))  # the user's model: no zoo
+    # The user's model (model.path: configs/deploy.py) has no zoo name, shape or dataset.
+    deploying = model is not None and ("path" in model or "name" not in model)
     if model is not None and not deploying:
         p.choice(model.name, zoo.names(), "model.name", "model")
         shape = tuple(model.get("input_shape", ()) or ())
@@ -85,6 +87,13 @@ def validate(config) -> None:
 
     data = config.get("data")
     if data is not None:
+        if "name" in data and not deploying:
+            p.choice(data.name, datasets.NAMES, "data.name", "dataset")
+        if data.get("kind", "auto") not in sources.KINDS:
+            p.append(
+                f"data.kind: unknown kind '{data.kind}'; valid: {', '.join(sources.KINDS)} "
+                "(a named training dataset is data.name, or tools/evaluate.py --dataset=NAME)"
+            )
         p.number(data, "val_fraction", "data", 0.0, 1.0)
         p.number(data, "holdout_fraction", "data", 1e-9, 1.0)
         p.number(data, "max_corrupt_fraction", "data", 0.0, 1.0)

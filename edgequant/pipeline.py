@@ -16,21 +16,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from edgequant import atomic, config_check, distribute, rundir, usermodel, zoo
-from edgequant import data as datasets
+from edgequant import atomic, config_check, datasets, distribute, rundir, usermodel, zoo
 from edgequant.data import sources
+from edgequant.data.dataset import Dataset
 from edgequant.diagnose import stage as diagnose
 from edgequant.flow import run as flow_run
 from edgequant.flow import stages as flow_stages
+from edgequant.flow.prepare import classes
 from edgequant.flow.study import Study
 from edgequant.train import fit, qat_stage
 
 log = logging.getLogger(__name__)
 
 
-def load_data(config) -> datasets.Dataset:
+def load_data(config) -> Dataset:
     """The config's dataset, preprocessed once. The tf.distribute strategy is made first:
     preprocessing runs TF ops, and multi-worker collectives must be configured before any."""
     fit.strategy(config)
@@ -51,32 +50,19 @@ def build_model(config, num_classes: int):
     )
 
 
-def _split(data: datasets.Dataset, which: str, model: usermodel.UserModel) -> sources.Split:
-    """One registry split as an in-memory labelled source the flow streams like any other."""
-    part = data.require(which)
-    (name,) = model.input_names
-    source = sources.ArraySource(
-        "arrays",
-        f"{data.source} ({which})",
-        [name],
-        len(part),
-        labels=np.asarray(part.y),
-        class_names=[str(i) for i in range(data.num_classes)],
-        arrays={name: part.x},
-    )
-    return sources.everything(source, which)
-
-
-def study_of(config, out_dir: Path, data: datasets.Dataset, model, trained: dict) -> Study:
-    """The flow's Study for a model the study trained: the registry's splits in their roles."""
+def study_of(config, out_dir: Path, data: Dataset, model, trained: dict) -> Study:
+    """The flow's Study for a model the study trained: the registry's splits in their roles
+    (calibration and QAT on train, choices on val, the report on the labelled test split)."""
     user_model = usermodel.from_keras(model, trained["path"], "tf_keras")
-    train = _split(data, "train", user_model)
-    calibration = sources.Split(train.source, train.indices, "calibration")
+
+    def split(which: str, role: str) -> sources.Split:
+        part = data.require(which).renamed(user_model.input_names)
+        return sources.Split(part.source, part.indices, role)
+
+    calibration = split("train", "calibration")
     cal_set = calibration.subset(config.quantize.calibration_size, config.seed, "calibration set")
     samples, _ = cal_set.arrays()
-    evaluation = _split(data, "test", user_model)
-    from edgequant.flow.prepare import classes
-
+    evaluation = split("test", "evaluation")
     labels_output, class_names = classes(user_model, evaluation.source, evaluation)
     return Study(
         config,
@@ -84,17 +70,17 @@ def study_of(config, out_dir: Path, data: datasets.Dataset, model, trained: dict
         user_model,
         calibration,
         evaluation,
-        _split(data, "val", user_model),
+        split("val", "validation"),
         samples,
-        None,
+        datasets.preprocessing(tuple(config.model.input_shape)),
         labels_output,
         class_names,
-        train=train,
+        train=split("train", "train"),
         trained=trained,
     )
 
 
-def train(config, out_dir: Path, verbose: int = 2) -> tuple[datasets.Dataset, object, dict]:
+def train(config, out_dir: Path, verbose: int = 2) -> tuple[Dataset, object, dict]:
     """Loads the data and trains the float model into `out_dir` (float.keras, history.json)."""
     data = load_data(config)
     log.info("dataset: %s", data.info())

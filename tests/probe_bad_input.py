@@ -136,7 +136,7 @@ def _fixtures(scratch: Path) -> dict[str, str]:
     """A finished tiny run (float.keras, .tflite files) and damaged copies of real files."""
     import numpy as np
 
-    from edgequant.data import idx, mnist
+    from edgequant.datasets import idx, mnist
 
     run = scratch / "run"
     proc = subprocess.run(
@@ -151,7 +151,7 @@ def _fixtures(scratch: Path) -> dict[str, str]:
         raise RuntimeError(f"the fixture run failed: {proc.stderr[-2000:]}")
     f = {"run": str(run), "keras": str(run / "float.keras"), "uint8": str(run / "uint8.tflite")}
     f["fp32"] = str(run / "fp32.tflite")
-    d = mnist.load(download=False, seed=0)
+    d = mnist.read(download=False, seed=0)
     for kind in ("gz", "npz"):
         folder = scratch / f"data_{kind}"
         folder.mkdir()

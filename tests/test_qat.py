@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from edgequant.cli import UserError
-from edgequant.evaluate.runner import SignatureModel
 from edgequant.quantize import convert, recipes
 from edgequant.train import qat
-from tests.conftest import REPO
+from tests.conftest import REPO, class_scores
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +33,7 @@ def test_qat_model_converts_with_prediction_parity(
     recipe = recipes.Recipe(f"qat_{mode}", recipes.Mode(mode), calibration_size=100)
     path = convert.write(convert.convert(qat_model, recipe, representative), recipe, tmp_path)
     keras_pred = qat_model.predict(x, verbose=0).argmax(-1)
-    runner = SignatureModel(path, 100)
-    (scores,) = runner.predict({runner.inputs[0].name: x}).values()
-    tflite_pred = scores.argmax(-1)
+    tflite_pred = class_scores(path, x).argmax(-1)
     assert np.mean(keras_pred == tflite_pred) >= 0.99
     assert convert.float_ops(path.read_bytes()) == []
 

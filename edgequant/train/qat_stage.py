@@ -15,7 +15,8 @@ import logging
 import numpy as np
 
 from edgequant import usermodel
-from edgequant.data import dataset, sources
+from edgequant.data import sources
+from edgequant.data.dataset import Dataset
 from edgequant.errors import UserError
 from edgequant.evaluate import metrics
 from edgequant.evaluate.runner import SignatureModel
@@ -71,11 +72,6 @@ def why_not(study: Study) -> str | None:
     return None
 
 
-def _arrays(study: Study, split: sources.Split, n: int) -> dataset.Split:
-    x, y = split.subset(n, study.config.seed).arrays()
-    return dataset.Split(x[study.model.input_names[0]], y)
-
-
 def fine_tune(
     study: Study,
     epochs: int,
@@ -97,20 +93,22 @@ def fine_tune(
         per_tensor,
         tuple(nbit) or None,
     )
-    train = _arrays(study, study.train, max_samples or len(study.train))
-    if study.validation.labels is not None:
-        val = _arrays(study, study.validation, len(study.validation))
-    else:  # unlabelled calibration-side data: the loop validates on a tenth of the training data
+    train = study.train.subset(max_samples or len(study.train), study.config.seed, "train")
+    val = study.validation
+    if val.labels is None:  # unlabelled calibration-side data: validate on a tenth of train
         n_val = max(1, len(train) // 10)
         train, val = (
-            dataset.Split(train.x[n_val:], train.y[n_val:]),
-            dataset.Split(train.x[:n_val], train.y[:n_val]),
+            sources.Split(train.source, train.indices[n_val:], "train"),
+            sources.Split(train.source, train.indices[:n_val], "validation"),
         )
     # A classifier ending in softmax is trained on probabilities; one ending in logits is not.
-    probe = qat_model.predict(train.x[:64], verbose=0)
+    x, _ = fit.features(train.subset(64, study.config.seed))
+    probe = qat_model.predict(x, verbose=0)
     probe = probe[study.labels_output] if isinstance(probe, dict) else probe
     from_logits = not np.allclose(probe.sum(-1), 1.0, atol=1e-3) or probe.min() < 0
-    data = dataset.Dataset("qat", "study.train", train, val, None)
+    data = Dataset("qat", train.source.description, train, val, None)
+    # A deployment's config has no train block: the recovery block names the batch size.
+    batch_size = None if study.config.get("train") else study.config.recovery.qat_batch_size
     run = fit.run_loop(
         qat_model,
         data,
@@ -120,6 +118,7 @@ def fine_tune(
         learning_rate=learning_rate,
         log_name=log_name,
         from_logits=from_logits,
+        batch_size=batch_size,
         verbose=0,
     )
     settings = recipes.QatSettings(

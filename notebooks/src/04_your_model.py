@@ -30,10 +30,10 @@ work = Path(workdir)
 if not model_path or not data_dir:
     import keras
 
-    from edgequant.data import mnist
     from edgequant.data.folders import write_image_folder
+    from edgequant.datasets import mnist
 
-    digits = mnist.load(download=False)  # the 5,000 offline digits: train and test
+    digits = mnist.read(download=False)  # the 5,000 offline digits: train and test
 if not model_path:  # a Keras 3 model, trained and saved the way TF 2.16+ saves it
     keras.utils.set_random_seed(0)
     demo = keras.Sequential(

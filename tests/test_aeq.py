@@ -51,3 +51,29 @@ def test_aeq_recipe_writes_model_and_recipe_and_tracks_keras(
 def test_unknown_aeq_recipe_lists_valid_ones(float_tflite):
     with pytest.raises(ValueError, match="valid: static_wi8_ai8"):
         aeq.quantize(float_tflite, "static_wi3", None, float_tflite.parent)
+
+
+def test_an_aeq_model_with_constants_after_its_flatbuffer_keeps_them_when_a_spec_is_embedded(
+    tmp_path,
+):
+    """The AI Edge Quantizer stores large constants after the flatbuffer (offset + size);
+    embedding the preprocessing spec re-serializes the model and must carry them along."""
+    import tf_keras as keras
+
+    from edgequant import datasets
+    from edgequant.data import preprocess
+    from edgequant.evaluate.runner import SignatureModel
+    from edgequant.quantize import aeq, convert, recipes
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(512)]
+    )
+    fp32 = convert.write(convert.convert(model, recipes.get("fp32")), recipes.get("fp32"), tmp_path)
+    spec = datasets.preprocessing((28, 28, 1))
+    path = aeq.quantize(fp32, "dynamic_wi8_afp32", None, tmp_path, spec)
+    assert preprocess.read_embedded(path.read_bytes()) == spec
+    x = np.random.default_rng(0).random((4, 28, 28, 1), np.float32)
+    runner = SignatureModel(path, 4)
+    (got,) = runner.predict({runner.inputs[0].name: x}).values()
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=0.05)

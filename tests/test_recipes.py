@@ -193,15 +193,23 @@ def test_mixed_precision_recipe_records_the_float_layers(full_run):
 
 
 @pytest.mark.slow
-def test_autoquant_log_and_trials_carry_the_typed_recipe(full_run):
+def test_every_recovery_rung_is_a_variant_with_its_typed_recipe(full_run):
     workdir, results, _ = full_run
-    lines = [json.loads(ln) for ln in (workdir / "autoquant.jsonl").read_text().splitlines()]
-    assert [ln["step"] for ln in lines] == ["ptq", "calibration"]
-    for ln in lines:
-        r = Recipe.from_dict(ln["recipe"])
-        assert r == convert.read_recipe(workdir / ln["path"]) and ln["description"] in r.note
-    best = convert.read_recipe(workdir / "autoquant_best.tflite")
-    assert best.note.startswith("autoquant winner") and best.mode is Mode.UINT8
+    rungs = [t for t in results["recovery"] if "meets_budget" in t]
+    steps = [t["step"] for t in rungs]
+    assert steps == [
+        "plain",
+        "calibration",
+        "granularity",
+        "16-bit activations",
+        "mixed precision k=1",
+        "qat",
+    ]
+    by_name = {v["name"]: v for v in results["variants"]}
+    for t in rungs:
+        v = by_name[t["name"]]
+        assert Recipe.from_dict(v["recipe"]) == convert.read_recipe(v["path"]), t["name"]
+    assert convert.read_recipe(workdir / "int8_cal100.tflite").calibration_size == 100
 
 
 def test_precision_is_what_each_recipe_stores():

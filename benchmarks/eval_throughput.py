@@ -44,6 +44,7 @@ def main(argv):
     def evaluator():
         model.predict({inp.name: x})
 
+    evaluator()  # settles the batch size: a model fixed at batch 1 falls back to it
     q = model._prepare(inp.name, x)  # the bare loop starts from already-quantized input
     b = model.batch_size
     batches = [q[i : i + b] for i in range(0, len(q) - b + 1, b)]

@@ -193,6 +193,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
             message = f"{lines[0].rstrip(':')} {lines[-1]}"
         else:
             message = _one_line(e)
+        if isinstance(e, KeyError | AttributeError):
+            from edgequant import config_check
+
+            message = config_check.moved_key_hint(argv, message) or message
     print(f"error: bad flag: {message}", file=sys.stderr)
     sys.exit(2)
 

@@ -13,6 +13,37 @@ from __future__ import annotations
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
+_STUDY = "configs/mnist.py (the training study)"
+# Keys configs/deploy.py carried while it inherited the study's config, and where they live now:
+# a locked config refuses them, and this says why instead of "bad flag: 'dir'".
+MOVED = {
+    "train": f"training settings belong to {_STUDY}; a deployment fine-tunes only in "
+    "recovery (recovery.qat_epochs, recovery.qat_learning_rate, recovery.qat_batch_size)",
+    "distribute": f"distributed training belongs to {_STUDY}",
+    "data.name": f"named training datasets belong to {_STUDY}; a deployment reads data.path, "
+    "and tools/evaluate.py --dataset=NAME evaluates on one",
+    "data.dir": "a deployment reads data.path (data.dir is a named training dataset's folder)",
+    "data.download": f"named training datasets belong to {_STUDY}; a deployment reads data.path",
+    "data.val_fraction": "a deployment holds out data.holdout_fraction of data.path",
+    "model.name": f"zoo models belong to {_STUDY}; a deployment's model is model.path",
+    "model.input_shape": "a deployment reads the input shape from model.path",
+    "model.options": f"zoo model options belong to {_STUDY}; a deployment's model is model.path",
+}
+
+
+def moved_key_hint(argv, error: str) -> str | None:
+    """The one line for a `--config.KEY` that `error` refused and MOVED explains, else None."""
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        key = arg[len("--config.") :].split("=", 1)[0]
+        for moved, hint in MOVED.items():
+            refused = any(part in error for part in key.split("."))
+            if (key == moved or key.startswith(moved + ".")) and refused:
+                return f"--config.{key}: {hint}"
+    return None
+
+
 def _names(value) -> tuple[str, ...]:
     """A recipe list from a tuple/list of names or comma-separated strings."""
     if isinstance(value, str):

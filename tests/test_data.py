@@ -10,6 +10,7 @@ from edgequant import datasets
 from edgequant.data import calibration, sources, splits, stats
 from edgequant.data.dataset import INPUT, Dataset
 from edgequant.datasets import idx, mnist
+from edgequant.errors import UserError
 
 
 def _write_mnist_folder(folder, x_test, y_test, x_train=None, y_train=None, gz=False):
@@ -144,7 +145,7 @@ def test_calibration_from_an_empty_training_split_fails_clearly():
 
 def test_dataset_splits_are_index_sets_over_one_labelled_array_source(digits, prepared):
     train, val, test = prepared.train, prepared.val, prepared.test
-    assert isinstance(train, sources.Split) and isinstance(train.source, sources.ArraySource)
+    assert isinstance(train, sources.Split) and isinstance(train.source, sources.ImageArraySource)
     assert train.source is val.source is test.source
     assert len(np.intersect1d(train.indices, test.indices)) == 0
     x, y = test.arrays()
@@ -168,8 +169,8 @@ def test_a_renamed_split_feeds_the_model_inputs_by_name_sharing_the_arrays(prepa
     renamed = prepared.test.renamed(["image"])
     x, y = renamed.arrays()
     assert list(x) == ["image"] and len(y) == 1000
-    assert renamed.source.arrays["image"] is prepared.test.source.arrays[INPUT]
-    with pytest.raises(Exception, match="has 1 input"):
+    assert renamed.source.images is prepared.test.source.images
+    with pytest.raises(UserError, match="feeds one image input; the model has 2"):
         prepared.test.renamed(["a", "b"])
 
 

@@ -61,3 +61,17 @@ def test_unknown_names_list_the_valid_ones():
         workspace.config("nope")
     with pytest.raises(ValueError, match="valid models: mnist_cnn, mobilenet_v2"):
         zoo.build("nope", (8, 8, 1), 2)
+
+
+def test_a_study_key_given_to_the_deployment_config_says_where_it_lives_now():
+    from edgequant import config_check
+
+    hint = config_check.moved_key_hint(["--x", "--config.data.dir=imgs"], "'dir'")
+    assert hint.startswith("--config.data.dir: a deployment reads data.path")
+    assert config_check.moved_key_hint(["--config.data.path=imgs"], "'path'") is None
+    from tests.conftest import assert_one_line_error, run_tool
+
+    proc = run_tool("pipeline", "--config=configs/deploy.py", "--config.train.epochs=3")
+    assert_one_line_error(
+        proc, "--config.train.epochs: training settings belong to configs/mnist.py"
+    )

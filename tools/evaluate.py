@@ -38,7 +38,6 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    import dataclasses
     import json
     from pathlib import Path
 
@@ -76,8 +75,7 @@ def main(argv):
                 f"a named dataset feeds one image input [H, W, C]; {_MODEL.value} has inputs "
                 f"{[t.to_dict() for t in model.inputs]}"
             )
-        test_only = dataclasses.replace(stored, parts={"test": stored.test})
-        split = datasets.prepare(test_only, inp.sample_shape).test.renamed([inp.name])
+        split = datasets.prepare(stored, inp.sample_shape).test.renamed([inp.name])
     else:
         raise UserError(
             f"no data: pass --data=PATH (labelled) or --dataset=NAME ({', '.join(datasets.NAMES)})"

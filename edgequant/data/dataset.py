@@ -1,9 +1,12 @@
-"""The in-memory dataset a training run works on: labelled arrays and their seeded splits.
+"""The in-memory dataset a training run works on: labelled samples and their seeded splits.
 
-A named training dataset (`edgequant.datasets.load`) returns one, preprocessed once, so
-training, calibration, diagnosis and evaluation all read the same arrays. Its splits are the
-data layer's one split type, `sources.Split`: index sets over a single `ArraySource`, exactly
-like the hold-out splits of a user's streamed data, so every consumer takes one kind of split.
+A named training dataset (`edgequant.datasets.load`) returns one. Its splits are the data
+layer's one split type, `sources.Split`: index sets over a single in-memory source, exactly like
+the hold-out splits of a user's streamed data, so every consumer takes one kind of split.
+Stored images are preprocessed for the model's input as they are read (`ImageArraySource`):
+a split materialized with `.arrays()` (training, calibration) is preprocessed once per call,
+and an evaluation pass streams batch by batch, so large model inputs never hold a model-ready
+copy of the whole dataset.
 
 The registry does not know the model its data will feed, so the samples carry the neutral input
 name `INPUT`; a caller with a model renames a split to its inputs (`split.renamed(names)`),
@@ -14,11 +17,12 @@ making the Dataset model-aware, keeps the registry usable before any model exist
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from edgequant.data.sources import ArraySource, Split
+from edgequant.data.preprocess import Preprocessing
+from edgequant.data.sources import ArraySource, ImageArraySource, Split
 
 SPLITS = ("train", "val", "test")
 # The neutral name of a training dataset's one input (see the module docstring).
@@ -44,9 +48,13 @@ class Dataset:
         parts: Mapping[str, tuple[np.ndarray, np.ndarray]],
         num_classes: int,
         class_names: list[str] | None = None,
+        preprocessing: Preprocessing | None = None,
     ) -> Dataset:
         """A dataset from (samples, labels) per split name: one ArraySource holds them all and
-        each split is the index range of its part."""
+        each split is the index range of its part. The source carries the class count (as
+        `class_names`, the indices when unnamed), so an evaluator refuses a model whose outputs
+        do not have that many scores. With `preprocessing`, the samples are stored images,
+        preprocessed as they are read; without, they are model-ready arrays."""
         unknown = set(parts) - set(SPLITS)
         if unknown:
             raise ValueError(f"unknown split(s) {sorted(unknown)}; valid: {', '.join(SPLITS)}")
@@ -57,15 +65,15 @@ class Dataset:
             if present
             else None
         )
-        src = ArraySource(
-            "arrays",
-            source,
-            [INPUT],
-            0 if y is None else len(y),
-            y,
-            class_names,
-            arrays={} if x is None else {INPUT: x},
-        )
+        names = class_names or [str(i) for i in range(num_classes)]
+        n = 0 if y is None else len(y)
+        if preprocessing is not None:
+            src = ImageArraySource(
+                "images", source, [INPUT], n, y, names, [], preprocessing, images=x
+            )
+        else:
+            arrays = {} if x is None else {INPUT: x}
+            src = ArraySource("arrays", source, [INPUT], n, y, names, arrays=arrays)
         splits: dict[str, Split | None] = dict.fromkeys(SPLITS)
         start = 0
         for k in present:
@@ -90,14 +98,3 @@ class Dataset:
                 "point data.dir at data with that split"
             )
         return s
-
-    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Dataset:
-        """The same dataset with fn applied once to all samples (the splits keep their indices)."""
-        present = {k: s for k, s in self._splits().items() if s is not None}
-        if not present:
-            return self
-        old = next(iter(present.values())).source
-        src = dataclasses.replace(old, arrays={k: fn(v) for k, v in old.arrays.items()})
-        return dataclasses.replace(
-            self, **{k: Split(src, s.indices, s.name) for k, s in present.items()}
-        )

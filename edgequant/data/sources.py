@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.data.preprocess import Preprocessing, apply_tf
+from edgequant.data.preprocess import Preprocessing, apply_batch, apply_tf
 from edgequant.errors import UserError
 from edgequant.tensors import check_shape
 
@@ -174,6 +174,32 @@ class ArraySource(Source):
             )
         arrays = dict(zip(names, self.arrays.values(), strict=True))
         return dataclasses.replace(self, input_names=names, arrays=arrays)
+
+
+@dataclasses.dataclass
+class ImageArraySource(Source):
+    """Stored images in memory (uint8 [N, H, W(, C)]), preprocessed batch by batch for the model
+    input: memory holds the stored images, never a model-ready copy of all of them (10,000
+    images made 224x224x3 float32 would be 6 GB)."""
+
+    images: np.ndarray = None
+
+    def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(indices), batch_size):
+            yield self.take(indices[start : start + batch_size])
+
+    def take(self, indices: np.ndarray) -> Batch:
+        x = apply_batch(self.images[indices], self.preprocessing)
+        return {self.input_names[0]: x}, None if self.labels is None else self.labels[indices]
+
+    def renamed(self, input_names: Sequence[str]) -> ImageArraySource:
+        names = list(input_names)
+        if len(names) != 1:
+            raise UserError(
+                f"{self.description} feeds one image input; the model has {len(names)} "
+                f"({', '.join(names)})"
+            )
+        return dataclasses.replace(self, input_names=names)
 
 
 def _single_input(inputs, what: str):

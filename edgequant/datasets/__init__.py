@@ -1,8 +1,8 @@
 """The named training datasets: one registry, name -> loader, outside the generic data layer.
 
 `load(config.data, input_shape, seed)` resolves `config.data.name` here and returns the data
-layer's `Dataset` (seeded train/val/test `sources.Split`s over one in-memory source, preprocessed
-once for the model's input). The data layer (`edgequant/data/`) never names a dataset: this
+layer's `Dataset` (seeded train/val/test `sources.Split`s over one in-memory source, read through
+the preprocessing for the model's input). The data layer (`edgequant/data/`) never names a dataset: this
 package is where a dataset plugs in, as TFDS and big_vision name theirs in a registry.
 
 To add one: a module here with `read_config(data_cfg, seed) -> stored.Stored` (uint8 images
@@ -41,14 +41,20 @@ def preprocessing(input_shape=(28, 28, 1)) -> preprocess.Preprocessing:
 
 
 def prepare(stored: Stored, input_shape) -> Dataset:
-    """Stored images -> the model-ready Dataset, every split preprocessed once."""
-    spec = preprocessing(tuple(input_shape))
-    parts = {k: (preprocess.apply_batch(p.x, spec), p.y) for k, p in stored.parts.items()}
+    """Stored images -> the Dataset of a model with input (H, W, C): every split reads through
+    the registry's preprocessing (`sources.ImageArraySource`: batch by batch, so an evaluation
+    pass at a large input size holds one batch of model-ready samples, not the split)."""
+    parts = {k: (p.x, p.y) for k, p in stored.parts.items()}
     return Dataset.from_parts(
-        stored.name, stored.source, parts, stored.num_classes, stored.class_names
+        stored.name,
+        stored.source,
+        parts,
+        stored.num_classes,
+        stored.class_names,
+        preprocessing(tuple(input_shape)),
     )
 
 
 def load(data_cfg, input_shape, seed: int = 0) -> Dataset:
-    """The named dataset, every split preprocessed once for `input_shape` (H, W, C)."""
+    """The named dataset, read through the preprocessing for `input_shape` (H, W, C)."""
     return prepare(read(data_cfg, seed), input_shape)

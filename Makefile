@@ -60,9 +60,11 @@ $(DEVICE_ARM64)/.stamp-$(DEVICE_HASH): requirements-device.txt tests/devices/bui
 	PIP_PYTHON=$(PY) tests/devices/build_arm64.sh $(DEVICE_ARM64) requirements-device.txt
 	@rm -f $(DEVICE_ARM64)/.stamp-* && touch $@
 
-# A real OpenSSH server for the SSH harness tests (Debian's openssh-server; we run as root).
+# A real OpenSSH server for the SSH harness tests (Debian's openssh-server; we run as root), and
+# Debian's dataset-fashion-mnist (70,000 real images, offline) for tests/test_datasets.py.
 test-deps:
 	@command -v /usr/sbin/sshd >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-server >/dev/null; }
+	@test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
 
 run: venv
 	$(PY) tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist

@@ -67,15 +67,15 @@ def main(argv):
     import tf_keras
 
     import edgequant
-    from edgequant.data import mnist
     from edgequant.data.folders import write_image_folder
+    from edgequant.datasets import idx
 
     if not Path(_FASHION.value).is_dir():
         raise FileNotFoundError(
             f"Fashion-MNIST not found at {_FASHION.value}: apt-get install dataset-fashion-mnist"
         )
     work = Path(_WORKDIR.value)
-    data = mnist.read_folder(_FASHION.value)
+    data = idx.read_idx_folder(Path(_FASHION.value))
     x_train, y_train = data["x_train"], data["y_train"].astype(np.int64)
     x_test, y_test = data["x_test"], data["y_test"].astype(np.int64)
     pick = np.random.default_rng(0).permutation(len(x_train))[:2000]

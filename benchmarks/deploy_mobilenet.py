@@ -29,9 +29,9 @@ def images(n: int, fashion_dir: str, seed: int):
     import tensorflow as tf
 
     if Path(fashion_dir).is_dir():
-        from edgequant.data import mnist
+        from edgequant.datasets import idx
 
-        x = mnist.read_folder(fashion_dir)["x_test"][seed * n : (seed + 1) * n]
+        x = idx.read_idx_folder(Path(fashion_dir))["x_test"][seed * n : (seed + 1) * n]
         rgb = tf.image.grayscale_to_rgb(tf.constant(x[..., None]))
         return tf.cast(tf.image.resize(rgb, (224, 224)), tf.uint8).numpy(), "fashion-mnist"
     rng = np.random.default_rng(seed)

@@ -4,8 +4,8 @@
 
 Both paths process the same 10,000 images (the test split, tiled when it is smaller) at the
 same batch size and thread count. The bare loop gets pre-quantized input and only does
-set_tensor/invoke/get_tensor; the evaluator also quantizes inputs, pads the last batch and
-dequantizes outputs. The ratio is what the evaluator keeps of the runtime's raw throughput.
+set_tensor/invoke/get_tensor; the evaluator (runner.SignatureModel, the package's one TFLite
+runner) also quantizes inputs, resizes for the last batch and dequantizes every output by name. The ratio is what the evaluator keeps of the runtime's raw throughput.
 """
 
 from edgequant import cli
@@ -26,30 +26,40 @@ def main(argv):
     import time
 
     import numpy as np
+    from ml_collections import ConfigDict
 
-    from edgequant.data import mnist, preprocess
-    from edgequant.evaluate import accuracy
+    from edgequant import datasets
+    from edgequant.data import preprocess
+    from edgequant.evaluate import artifact, runner
     from edgequant.report.manifest import versions
 
-    test = mnist.load(download=True).require("test")
-    reps = -(-_N.value // len(test))
+    model = runner.SignatureModel(_MODEL.value, _BATCH.value)
+    inp = model.inputs[0]
+    cfg = ConfigDict({"name": "mnist", "dir": "", "download": True, "val_fraction": 0.1})
+    test = datasets.read(cfg).test
+    reps = -(-_N.value // len(test.y))
     images = np.tile(test.x, (reps, 1, 1))[: _N.value]
-    model = accuracy.BatchedModel(_MODEL.value, _BATCH.value)
-    x = preprocess.apply_batch(images, mnist.preprocessing(model.input_shape))
+    x = preprocess.apply_batch(images, datasets.preprocessing(inp.sample_shape))
 
     def evaluator():
-        model.predict(x)
+        model.predict({inp.name: x})
 
-    q = model._prepare(x)  # the bare loop starts from already-quantized input
+    evaluator()  # settles the batch size: a model fixed at batch 1 falls back to it
+    q = model._prepare(inp.name, x)  # the bare loop starts from already-quantized input
     b = model.batch_size
     batches = [q[i : i + b] for i in range(0, len(q) - b + 1, b)]
-    interp, inp, out = model.interp, model.inp["index"], model.out["index"]
+    interp = artifact.load_interpreter(_MODEL.value)
+    index = interp.get_input_details()[0]["index"]
+    interp.resize_tensor_input(index, [b, *q.shape[1:]])
+    interp.allocate_tensors()
+    outs = [d["index"] for d in interp.get_output_details()]
 
     def bare():
         for chunk in batches:
-            interp.set_tensor(inp, chunk)
+            interp.set_tensor(index, chunk)
             interp.invoke()
-            interp.get_tensor(out)
+            for o in outs:
+                interp.get_tensor(o)
 
     def best_rate(fn, n):
         fn()  # warm-up

@@ -75,13 +75,14 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
     import time
 
     deploy = workspace.config_module("deploy")
-    from edgequant import deployment, usermodel
+    from edgequant import usermodel
+    from edgequant.flow import prepare
 
     config = deploy.get_config()
     config.evaluate.batch_size = batch_size
     start = time.perf_counter()
     model = usermodel.load(model_path, config.model.signature)
-    result = deployment.evaluate_model(config, model, split)
+    result = prepare.evaluate_model(config, model, split)
     return result, time.perf_counter() - start
 
 

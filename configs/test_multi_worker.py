@@ -8,8 +8,6 @@ One process, for comparison:
       --workdir=/tmp/eq-sw
 """
 
-from ml_collections import ConfigDict
-
 from edgequant import workspace
 
 test = workspace.config_module("test")
@@ -26,10 +24,7 @@ def get_config():
     c.quantize.aeq_recipes = ()
     c.edgetpu.enabled = False
     c.bench.enabled = False
-    c.qat = ConfigDict()
     c.qat.enabled = True
-    c.qat.layers = ("*",)
-    c.qat.noop_layers = ()
     c.qat.epochs = 1
     c.qat.learning_rate = 2e-4
     c.qat.nbit = ()

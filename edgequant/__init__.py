@@ -14,17 +14,20 @@ from pathlib import Path
 
 def deploy_config(config, out_dir: str | Path) -> dict:
     """Runs a deployment from a configs/deploy.py-style config; returns deploy.json's content."""
-    from edgequant import deployment
+    from edgequant.flow import run
 
-    return deployment.run(config, out_dir)
+    return run.run(config, out_dir)
 
 
 def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) -> dict:
     """Deploys `model` calibrated on `data` into `out_dir`.
 
     Options are configs/deploy.py keys, flat where unambiguous: eval_data, target,
-    input_range=(lo, hi), mean, std, color, resize, signature, or any dotted key such as
-    `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid ones.
+    input_range=(lo, hi), mean, std, color, resize, signature, device="name" or a list
+    (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py), or
+    any dotted key such as `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid
+    ones. A step that failed (a device, a recipe) is a line in result["errors"]; the other
+    results are kept.
     """
     from edgequant import workspace
     from edgequant.config_check import set_key
@@ -37,6 +40,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
         "labels": "data.labels",
         "train_data": "recovery.train_data",
         "signature": "model.signature",
+        "device": "bench.devices",
+        **{k: f"bench.{k}" for k in ("inventory", "ssh_config", "remote_python")},
         **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
     }
     for key, value in options.items():
@@ -45,6 +50,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
             value = str(value)
         if isinstance(value, list | tuple) and dotted.startswith("preprocess."):
             value = ",".join(str(v) for v in value)
+        if dotted == "bench.devices":
+            value = (value,) if isinstance(value, str) else tuple(value)
         try:
             set_key(config, dotted, value)
         except ValueError:
@@ -68,10 +75,21 @@ def summary(result: dict) -> str:
             if v.get("edgetpu")
             else ""
         )
-        lines.append(f"{v['name']:>24}  {acc}{agree}{worst}{tpu}{v['size_bytes'] / 1024:.0f} KB")
+        on = [
+            f"{name} p50 {d['p50']:.3f} ms  " if d.get("p50") is not None else f"{name} failed  "
+            for name, d in (v.get("devices") or {}).items()
+        ]
+        host = f"host p50 {v['latency_ms']['p50']:.3f} ms  " if v.get("latency_ms") else ""
+        lines.append(
+            f"{v['name']:>24}  {acc}{agree}{worst}{tpu}{host}{''.join(on)}"
+            f"{v['size_bytes'] / 1024:.0f} KB"
+        )
     fm = result["float"]["metrics"]
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
     rec = result["recommended"]
     lines.append(f"recommended: {rec}" if rec else "no variant meets the budget: see the report")
+    if result.get("ranked_by"):
+        lines.append(result["ranked_by"])
+    lines += [f"FAILED: {e['name']}: {e['error']}" for e in result.get("errors", [])]
     return "\n".join(lines)

@@ -58,7 +58,7 @@ KEPT_BY_DEFAULT = (
 
 
 def project_path(relative: str) -> str:
-    """`relative` (e.g. "configs/mnist.py") inside the project, whatever the current directory.
+    """`relative` (e.g. "configs/base.py") inside the project, whatever the current directory.
 
     Binaries use it for default flag values, so `python /path/to/tools/quantize.py` works from
     any folder; paths the user passes stay relative to where the user is.
@@ -193,6 +193,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
             message = f"{lines[0].rstrip(':')} {lines[-1]}"
         else:
             message = _one_line(e)
+        if isinstance(e, KeyError | AttributeError):
+            from edgequant import config_check
+
+            message = config_check.moved_key_hint(argv, message) or message
     print(f"error: bad flag: {message}", file=sys.stderr)
     sys.exit(2)
 

@@ -13,6 +13,37 @@ from __future__ import annotations
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
+_STUDY = "configs/mnist.py (the training study)"
+# Keys configs/deploy.py carried while it inherited the study's config, and where they live now:
+# a locked config refuses them, and this says why instead of "bad flag: 'dir'".
+MOVED = {
+    "train": f"training settings belong to {_STUDY}; a deployment fine-tunes only in "
+    "recovery (recovery.qat_epochs, recovery.qat_learning_rate, recovery.qat_batch_size)",
+    "distribute": f"distributed training belongs to {_STUDY}",
+    "data.name": f"named training datasets belong to {_STUDY}; a deployment reads data.path, "
+    "and tools/evaluate.py --dataset=NAME evaluates on one",
+    "data.dir": "a deployment reads data.path (data.dir is a named training dataset's folder)",
+    "data.download": f"named training datasets belong to {_STUDY}; a deployment reads data.path",
+    "data.val_fraction": "a deployment holds out data.holdout_fraction of data.path",
+    "model.name": f"zoo models belong to {_STUDY}; a deployment's model is model.path",
+    "model.input_shape": "a deployment reads the input shape from model.path",
+    "model.options": f"zoo model options belong to {_STUDY}; a deployment's model is model.path",
+}
+
+
+def moved_key_hint(argv, error: str) -> str | None:
+    """The one line for a `--config.KEY` that `error` refused and MOVED explains, else None."""
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        key = arg[len("--config.") :].split("=", 1)[0]
+        for moved, hint in MOVED.items():
+            refused = any(part in error for part in key.split("."))
+            if (key == moved or key.startswith(moved + ".")) and refused:
+                return f"--config.{key}: {hint}"
+    return None
+
+
 def _names(value) -> tuple[str, ...]:
     """A recipe list from a tuple/list of names or comma-separated strings."""
     if isinstance(value, str):
@@ -68,16 +99,17 @@ class _Problems(list):
 
 def validate(config) -> None:
     """Raises ValueError naming every invalid setting in `config`; splits comma-separated recipes."""
-    from edgequant import zoo
+    from edgequant import datasets, zoo
+    from edgequant.data import sources
     from edgequant.quantize import aeq, recipes
-    from edgequant.search import autoquant
 
     p = _Problems()
     p.integer(config, "seed", "config", 0)
     p.choice(config.get("distribute", "none") or "none", DISTRIBUTE, "distribute", "strategy")
 
     model = config.get("model")
-    deploying = model is not None and bool(model.get("path"))  # the user's model: no zoo
+    # The user's model (model.path: configs/deploy.py) has no zoo name, shape or dataset.
+    deploying = model is not None and ("path" in model or "name" not in model)
     if model is not None and not deploying:
         p.choice(model.name, zoo.names(), "model.name", "model")
         shape = tuple(model.get("input_shape", ()) or ())
@@ -86,6 +118,13 @@ def validate(config) -> None:
 
     data = config.get("data")
     if data is not None:
+        if "name" in data and not deploying:
+            p.choice(data.name, datasets.NAMES, "data.name", "dataset")
+        if data.get("kind", "auto") not in sources.KINDS:
+            p.append(
+                f"data.kind: unknown kind '{data.kind}'; valid: {', '.join(sources.KINDS)} "
+                "(a named training dataset is data.name, or tools/evaluate.py --dataset=NAME)"
+            )
         p.number(data, "val_fraction", "data", 0.0, 1.0)
         p.number(data, "holdout_fraction", "data", 1e-9, 1.0)
         p.number(data, "max_corrupt_fraction", "data", 0.0, 1.0)
@@ -131,7 +170,7 @@ def validate(config) -> None:
 
     p.integer(config.get("edgetpu"), "min_runtime_version", "edgetpu", 0)
     if "target" in config:
-        from edgequant.deployment import TARGETS
+        from edgequant.targets import TARGETS
 
         p.choice(config.target, TARGETS, "target", "target")
     budget = config.get("budget")
@@ -167,14 +206,11 @@ def validate(config) -> None:
         ):
             p.append(f"qat.nbit must be () or (weight_bits, activation_bits) in 2..8, got {nbit!r}")
 
-    aq = config.get("autoquant")
-    if aq is not None and aq.get("enabled", False):
-        p.choice(aq.get("target"), autoquant.TARGETS, "autoquant.target", "target")
-        p.number(aq, "max_drop_pp", "autoquant", -100.0)
-        p.integer(aq, "max_trials", "autoquant", 1)
-        p.integer(aq, "large_calibration_size", "autoquant", 1)
-        p.integer(aq, "max_float_layers", "autoquant", 0)
-        p.integer(aq, "qat_epochs", "autoquant", 0)
+    if config.get("autoquant") is not None:
+        p.append(
+            "config.autoquant is now the recovery ladder: set config.target, "
+            "config.budget.max_drop_pp and config.recovery.* (see configs/mnist_autoquant.py)"
+        )
 
     if p:
         raise ValueError("invalid config: " + "; ".join(p))

@@ -1,9 +1,14 @@
-"""The whole study in one call: data -> float training -> each PTQ recipe -> evaluate -> bench ->
-report. `tools/pipeline.py` is a thin binary over `run`; notebooks and tests call it directly.
+"""The study in one call: train a zoo model on a registered dataset, then deploy it.
 
-A recipe that fails (for example a full-integer recipe that would keep a float op) is recorded
-with its one-line reason and the others still run: the workdir always ends with every result
-that could be measured, and `run` reports the failures so the binary exits non-zero.
+    config -> dataset (registry) -> zoo model -> float training (float.keras, history.json)
+      -> the one flow Study (calibration = train split, validation = val split,
+         evaluation = the labelled test split, train = train split)
+      -> flow.run.execute: the same stages, measurement and bundle as a user's deployment
+
+`tools/pipeline.py` is a thin binary over `run`; notebooks and tests call it directly. A config
+with `model.path` (configs/deploy.py) names the user's own model: nothing is trained and the
+run is `flow.run.run`. Either way the folder holds one bundle format: deploy.json,
+manifest.json, report.md and report.html.
 """
 
 from __future__ import annotations
@@ -11,26 +16,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgequant import atomic, config_check, distribute, progress, rundir, zoo
-from edgequant import data as datasets
-from edgequant.bench import device_runner, latency
-from edgequant.bench import stage as bench_stage
-from edgequant.data import calibration
-from edgequant.diagnose import stage as diagnose_stage
-from edgequant.edgetpu import stage as edgetpu_stage
-from edgequant.errors import UserError
-from edgequant.evaluate import accuracy
-from edgequant.evaluate import artifact as tflite_artifact
-from edgequant.quantize import aeq, convert, recipes
-from edgequant.report import html, manifest, markdown, plots
-from edgequant.search import autoquant
-from edgequant.study import Artifact, Study
+from edgequant import atomic, config_check, datasets, distribute, rundir, usermodel, zoo
+from edgequant.data import sources
+from edgequant.data.dataset import Dataset
+from edgequant.diagnose import stage as diagnose
+from edgequant.flow import run as flow_run
+from edgequant.flow import stages as flow_stages
+from edgequant.flow.prepare import classes
+from edgequant.flow.study import Study
 from edgequant.train import fit, qat_stage
 
 log = logging.getLogger(__name__)
 
 
-def load_data(config) -> datasets.Dataset:
+def load_data(config) -> Dataset:
     """The config's dataset, preprocessed once. The tf.distribute strategy is made first:
     preprocessing runs TF ops, and multi-worker collectives must be configured before any."""
     fit.strategy(config)
@@ -51,146 +50,90 @@ def build_model(config, num_classes: int):
     )
 
 
-def describe_variant(study: Study, artifact: Artifact) -> dict:
-    """Inspects, evaluates and benchmarks one .tflite artifact: one results.json variant entry.
+def study_of(config, out_dir: Path, data: Dataset, model, trained: dict) -> Study:
+    """The flow's Study for a model the study trained: the registry's splits in their roles
+    (calibration and QAT on train, choices on val, the report on the labelled test split)."""
+    user_model = usermodel.from_keras(model, trained["path"], "tf_keras")
 
-    Every variant, whatever made it (a converter recipe, QAT, another quantizer), goes through
-    this one function, so all rows of the comparison are measured the same way.
-    """
-    path = artifact.path
-    info = tflite_artifact.describe(path)
-    test = study.data.require("test")
-    acc = accuracy.evaluate_tflite(path, study.x_test, test.y, study.config.evaluate.batch_size)
-    variant = {
-        "name": artifact.name,
-        "path": str(path),
-        **artifact.extra,
-        **info,
-        "accuracy": acc.accuracy,
-        "eval": acc.to_dict(),
-    }
-    if study.config.bench.enabled:
-        variant.update(latency.measure(path, study.config.bench))
-    return variant
+    def split(which: str, role: str) -> sources.Split:
+        part = data.require(which).renamed(user_model.input_names)
+        return sources.Split(part.source, part.indices, role)
 
-
-def ptq_stage(study: Study, results: dict) -> list[Artifact]:
-    """One variant per configured converter recipe; a failing recipe is recorded, not fatal."""
-    q = study.config.quantize
-    made = []
-    for name in progress.track(q.recipes, "variants", unit="variant"):
-        recipe = recipes.get(name, q.weights, q.calibration_size)
-        try:
-            content = convert.convert(study.model, recipe, study.representative)
-            path = convert.write(content, recipe, study.workdir)
-            made.append(Artifact(recipe.name, path, {"recipe": recipe.to_dict()}))
-        except UserError as e:
-            log.error("%s", e)
-            results["errors"].append({"name": recipe.name, "error": str(e)})
-    return made
+    calibration = split("train", "calibration")
+    cal_set = calibration.subset(config.quantize.calibration_size, config.seed, "calibration set")
+    samples, _ = cal_set.arrays()
+    evaluation = split("test", "evaluation")
+    labels_output, class_names = classes(user_model, evaluation.source, evaluation)
+    return Study(
+        config,
+        out_dir,
+        user_model,
+        calibration,
+        evaluation,
+        split("val", "validation"),
+        samples,
+        datasets.preprocessing(tuple(config.model.input_shape)),
+        labels_output,
+        class_names,
+        train=split("train", "train"),
+        trained=trained,
+    )
 
 
-# Stages after float training, in order. Each takes (study, results), returns the artifacts it
-# made (the pipeline measures them), may add its own section or errors to results, and skips
-# itself when its config block is absent. To add a stage: write it in its own module, list it.
-STAGES = (
-    ptq_stage,
-    diagnose_stage.diagnose_stage,
-    aeq.aeq_stage,
-    qat_stage.qat_stage,
-    autoquant.autoquant_stage,
-    edgetpu_stage.edgetpu_stage,
-    bench_stage.devices_stage,
-)
-
-
-def host_info() -> dict:
-    """The host's benchmark environment (the same collector the device runner uses)."""
-    from importlib import metadata
-
-    return {
-        **device_runner.collect_environment(),
-        "runtime": "ai-edge-litert",
-        "runtime_version": metadata.version("ai-edge-litert"),
-    }
-
-
-def prepare(config, workdir: str | Path, verbose: int = 2) -> tuple[Study, dict]:
-    """Loads data, trains the float model and measures it: the start every stage builds on.
-    `run` has validated the config before it made the staging folder."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+def train(config, out_dir: Path, verbose: int = 2) -> tuple[Dataset, object, dict]:
+    """Loads the data and trains the float model into `out_dir` (float.keras, history.json)."""
     data = load_data(config)
     log.info("dataset: %s", data.info())
     model = build_model(config, data.num_classes)
-    trained = fit.train(model, data, config, workdir, verbose=verbose)
+    result = fit.train(model, data, config, out_dir, verbose=verbose)
     widen = config.model.get("widen")
     if widen is not None and widen.factor != 1:  # a hard case: see zoo.widen_activation_range
         zoo.widen_activation_range(
             model, widen.bn_layer, widen.next_conv, widen.channel, widen.factor
         )
-        with atomic.target(trained.model_path) as tmp:
+        with distribute.output_dir(out_dir) as out, atomic.target(out / "float.keras") as tmp:
             model.save(tmp)
-    test = data.require("test")
-    float_acc = accuracy.evaluate_keras(model, test.x, test.y, config.evaluate.batch_size)
-    representative = calibration.build(
-        data.require("train"),
-        config.quantize.calibration_size,
-        config.seed,
-        tuple(config.model.input_shape),
-    )
-    study = Study(config, workdir, data, model, representative)
-    results = {
+    trained = {
         "model": config.model.name,
-        "float": {
-            "path": trained.model_path,
-            "accuracy": float_acc.accuracy,
-            "n": float_acc.n,
-            "val_accuracy": trained.val_accuracy,
-            "train_seconds": trained.seconds,
-        },
-        "variants": [],
-        "errors": [],
+        "path": result.model_path,
+        "val_accuracy": result.val_accuracy,
+        "train_seconds": result.seconds,
+        "epochs": len(result.history.get("loss", [])),
+        "history": "history.json",
         "dataset": data.info(),
-        "host": host_info(),
     }
-    return study, results
+    return data, model, trained
+
+
+# The study's stages, in order: the flow's own, with diagnosis and QAT between the plain
+# variants and the recovery ladder (devices are measured by the flow after every stage).
+STAGES = (
+    flow_stages.plain,
+    diagnose.diagnose_stage,
+    qat_stage.qat_stage,
+    flow_stages.recovery,
+)
 
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:
-    """Runs the study; writes results.json, manifest.json, report.md, tradeoff.png.
+    """Trains the config's model and deploys it; returns deploy.json (also written).
 
-    A config with `model.path` (configs/deploy.py) names the user's own model: nothing is
-    trained, and the run is a deployment (`edgequant.deployment`), written as deploy.json.
-    A stage that fails is recorded in results["errors"]; the other stages still run and every
+    Every stage that fails is one line in result["errors"]; the others still run and every
     result that could be measured is written. The workdir is replaced only by a complete run
-    (edgequant/rundir.py).
+    (edgequant/rundir.py). Multi-worker (TF_CONFIG): every worker runs every stage, since
+    training steps are collective, but only the chief writes `workdir`; the others get a
+    temporary folder.
     """
     if config.model.get("path"):
-        from edgequant import deployment
-
-        return deployment.run(config, workdir)
+        return flow_run.run(config, workdir)
     config_check.validate(config)
-    # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
-    # collective, but only the chief writes `workdir`; the others get a temporary folder.
     with distribute.output_dir(workdir) as out, rundir.staged(out) as staging:
-        study, results = prepare(config, staging, verbose)
-        for stage in STAGES:
-            try:
-                for artifact in stage(study, results) or ():
-                    results["variants"].append(describe_variant(study, artifact))
-            except (UserError, ValueError, RuntimeError, OSError) as e:
-                log.error("stage %s failed: %s", stage.__name__, e)
-                results["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
-        results = rundir.relocate(results, staging, out)
-        write_outputs(results, config, study.workdir)
-    return results
+        data, model, trained = train(config, staging, verbose)
+        study = study_of(config, staging, data, model, trained)
+        return flow_run.execute(study, out, stages=STAGES)
 
 
-def write_outputs(results: dict, config, workdir: Path) -> None:
-    atomic.write_json(workdir / "results.json", results)
-    plots.tradeoff(results, workdir / "tradeoff.png")
-    man = manifest.build(config, results["dataset"], workdir)
-    atomic.write_json(workdir / "manifest.json", man)
-    markdown.write(results, man, workdir)
-    html.write(workdir)
+def failures(result: dict) -> list[str]:
+    """One line per failed stage, variant or device run (the flow records each in
+    result["errors"]): the binary exits non-zero on any."""
+    return [f"{e['name']}: {e['error']}" for e in result.get("errors", [])]

@@ -20,34 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from edgequant.errors import UserError
+from edgequant.tensors import TensorInfo
 
 FORMATS = ("keras3", "tf_keras", "h5", "saved_model", "tflite")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NORMALIZING_LAYERS = ("Rescaling", "Normalization")
-
-
-@dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """One named model input or output; `shape[0]` is the batch (None when dynamic)."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @property
-    def sample_shape(self) -> tuple[int | None, ...]:
-        return tuple(self.shape[1:])
-
-
-def shapes_match(got, want) -> bool:
-    """A sample shape fits a model shape when ranks agree and every fixed dimension matches."""
-    got, want = tuple(got), tuple(want)
-    return len(got) == len(want) and all(
-        w is None or w == g for g, w in zip(got, want, strict=True)
-    )
 
 
 def detect_format(path: str | Path) -> str:

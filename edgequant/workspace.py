@@ -3,7 +3,7 @@
 Neither folder is installed as a top-level package: names as common as `models` and `configs`
 collide with other projects' packages of the same name in one site-packages. They are loaded
 here by file path, under private module names, from the checkout the library runs from. A
-config that builds on another loads it with `workspace.config_module("mnist")`.
+config that builds on another loads it with `workspace.config_module("base")`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def path(relative: str) -> Path:
-    """`relative` (e.g. "configs/mnist.py") inside the workspace, whatever the current folder."""
+    """`relative` (e.g. "configs/base.py") inside the workspace, whatever the current folder."""
     return ROOT / relative
 
 

@@ -80,22 +80,25 @@ def coral_dir() -> Path:
 @pytest.fixture(scope="session")
 def digits():
     """The seeded splits of the 5,000 offline MNIST digits, as stored (uint8 [N, 28, 28])."""
-    from edgequant.data import mnist
+    from edgequant.datasets import mnist
 
-    return mnist.load(download=False, seed=0)
+    return mnist.read(download=False, seed=0)
 
 
 def ready(images: np.ndarray) -> np.ndarray:
     """Stored digits -> the study's model inputs (float32 [N, 28, 28, 1] in [0, 1])."""
-    from edgequant.data import mnist, preprocess
+    from edgequant import datasets
+    from edgequant.data import preprocess
 
-    return preprocess.apply_batch(images, mnist.preprocessing())
+    return preprocess.apply_batch(images, datasets.preprocessing((28, 28, 1)))
 
 
 @pytest.fixture(scope="session")
 def prepared(digits):
-    """The same splits, preprocessed once, as data.load gives them to training."""
-    return digits.map(ready)
+    """The same splits, preprocessed once, as datasets.load gives them to training."""
+    from edgequant import datasets
+
+    return datasets.prepare(digits, (28, 28, 1))
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +123,18 @@ def test_images(digits):
 @pytest.fixture(scope="session")
 def representative(prepared):
     from edgequant.data import calibration
+    from edgequant.data.dataset import INPUT
 
-    return calibration.build(prepared.train, 100, 0, (28, 28, 1))
+    return calibration.build(prepared.train, 100, 0, {INPUT: (28, 28, 1)})[INPUT]
+
+
+def class_scores(path, x: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """A one-input classifier .tflite's scores for float inputs x, read by output name."""
+    from edgequant.evaluate import metrics, runner
+
+    model = runner.SignatureModel(path, batch_size=100)
+    out = model.predict({model.inputs[0].name: x})
+    return out[metrics.classifier_output(model.outputs, num_classes)]
 
 
 def float_outputs(model, x: np.ndarray) -> np.ndarray:

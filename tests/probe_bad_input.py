@@ -136,7 +136,7 @@ def _fixtures(scratch: Path) -> dict[str, str]:
     """A finished tiny run (float.keras, .tflite files) and damaged copies of real files."""
     import numpy as np
 
-    from edgequant.data import idx, mnist
+    from edgequant.datasets import idx, mnist
 
     run = scratch / "run"
     proc = subprocess.run(
@@ -151,7 +151,7 @@ def _fixtures(scratch: Path) -> dict[str, str]:
         raise RuntimeError(f"the fixture run failed: {proc.stderr[-2000:]}")
     f = {"run": str(run), "keras": str(run / "float.keras"), "uint8": str(run / "uint8.tflite")}
     f["fp32"] = str(run / "fp32.tflite")
-    d = mnist.load(download=False, seed=0)
+    d = mnist.read(download=False, seed=0)
     for kind in ("gz", "npz"):
         folder = scratch / f"data_{kind}"
         folder.mkdir()
@@ -383,13 +383,13 @@ def cases(f: dict[str, str], scratch: Path) -> list[Case]:
             verify=run,
         )
     )
-    for moment in (".float.tmp-*.keras", "float.keras", "fp32.tflite", "results.json"):
+    for moment in (".float.tmp-*.keras", "float.keras", "fp32.tflite", "deploy.json"):
         add(
             Case(
                 "consistency",
                 "pipeline",
                 [*FAST, f"--workdir={run}", "--config.quantize.recipes=fp32,int8"],
-                exit=(143, 0) if moment == "results.json" else 143,  # may finish first
+                exit=(143, 0) if moment == "deploy.json" else 143,  # may finish first
                 signal_after=(f"{run}.staging-*/{moment}", 0.0),
                 verify=run,
                 needles=("still holds the previous complete run",),

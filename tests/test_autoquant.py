@@ -1,58 +1,66 @@
-"""The accuracy-targeted search's stop rule, budget and outputs, on the tiny config."""
-
-import json
+"""The recovery ladder with an accuracy target on a study's own model (configs/mnist_autoquant.py's
+settings on the tiny config): where it stops, which rungs each target climbs, what it records.
+tests/test_recovery.py climbs the same ladder from a user's model."""
 
 import pytest
 
 from edgequant import pipeline
-from edgequant.quantize import convert, recipes
+from edgequant.quantize import convert
 
 pytestmark = pytest.mark.slow
 
 
-def _run(tmp_path, **autoquant):
+def _run(tmp_path, max_drop_pp: float, target: str = "", recipes=()):
     from configs import mnist_autoquant
     from configs import test as test_config
 
     config = test_config.get_config()
-    config.quantize.recipes = ()
+    ladder = mnist_autoquant.get_config()
+    config.target = target or ladder.target
+    config.quantize.recipes = recipes or ladder.quantize.recipes
     config.quantize.aeq_recipes = ()
-    config.autoquant = mnist_autoquant.get_config().autoquant
-    config.autoquant.qat_epochs = 1
-    config.autoquant.large_calibration_size = 100
-    for k, v in autoquant.items():
-        config.autoquant[k] = v
+    config.budget.max_drop_pp = max_drop_pp
+    config.recovery.qat_epochs = 1
+    config.recovery.large_calibration_size = 100
+    config.recovery.denylist_k = (1,)
+    config.bench.enabled = False
     return pipeline.run(config, tmp_path, verbose=0)
 
 
-def test_search_stops_at_the_first_step_that_meets_the_target(tmp_path):
-    results = _run(tmp_path, max_drop_pp=100.0)
-    a = results["autoquant"]
-    assert a["met"] and len(a["trials"]) == 1 and a["winner"]["step"] == "ptq"
-    lines = (tmp_path / "autoquant.jsonl").read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["meets_target"]
-    assert (tmp_path / "autoquant_best.tflite").is_file()
-    best = convert.read_recipe(tmp_path / "autoquant_best.tflite")
-    assert "step 'ptq'" in best.note and best.mode is recipes.Mode.UINT8
-    assert convert.read_recipe(tmp_path / "autoquant" / "trial0_ptq.tflite").calibration_size == 50
-    assert any(v["name"] == "autoquant_best" for v in results["variants"])
+def test_the_ladder_stops_at_the_first_rung_that_meets_the_budget(tmp_path):
+    result = _run(tmp_path, max_drop_pp=100.0)
+    (plain,) = result["recovery"]
+    assert plain["step"] == "plain" and plain["name"] == "uint8" and plain["meets_budget"]
+    assert [v["name"] for v in result["variants"]] == ["uint8"]
+    assert result["recommended"] == "uint8"
 
 
-def test_unmet_target_tries_every_edgetpu_step_within_budget_and_keeps_the_best(tmp_path):
-    results = _run(tmp_path, max_drop_pp=-100.0)  # unreachable
-    a = results["autoquant"]
-    steps = [t["step"] for t in a["trials"]]
-    assert not a["met"] and steps == [
-        "ptq",
+def test_an_unmet_budget_climbs_every_edgetpu_rung_and_keeps_every_trial(tmp_path):
+    result = _run(tmp_path, max_drop_pp=-100.0)  # unreachable
+    steps = [t["step"] for t in result["recovery"]]
+    assert steps == ["plain", "calibration", "granularity", "qat"]  # no float layers on Edge TPU
+    assert not any(t["meets_budget"] for t in result["recovery"])
+    assert all("top1" in t and "logits" in t["sqnr_db"] for t in result["recovery"])
+    by_name = {v["name"]: v for v in result["variants"]}
+    assert set(by_name) == {"uint8", "uint8_cal100", "uint8_per_tensor_cal100", "qat_uint8"}
+    assert convert.read_recipe(tmp_path / "uint8_cal100.tflite").calibration_size == 100
+    qat = by_name["qat_uint8"]
+    assert qat["gate"] == "pass" and qat["recipe"]["qat"]["epochs"] == 1
+    assert 0.5 <= qat["qat"]["agreement"] <= 1 and qat["qat"]["seconds"] > 0
+    assert (tmp_path / "tensorboard" / "recovery_qat" / "validation").is_dir()
+    assert result["recommended"] is None
+
+
+def test_a_cpu_target_tries_16_bit_activations_and_float_layers_before_qat(tmp_path):
+    result = _run(tmp_path, max_drop_pp=-100.0, target="cpu", recipes=("int8",))
+    steps = [t["step"] for t in result["recovery"]]
+    assert steps == [
+        "plain",
         "calibration",
         "granularity",
+        "16-bit activations",
+        "mixed precision k=1",
         "qat",
-    ]  # no float layers on Edge TPU
-    assert a["winner"]["val_accuracy"] == max(t["val_accuracy"] for t in a["trials"])
-    assert "Not met" in a["summary"]
-
-
-def test_cpu_target_may_keep_layers_in_float_and_the_budget_caps_trials(tmp_path):
-    results = _run(tmp_path, max_drop_pp=-100.0, target="cpu", max_trials=4, max_float_layers=1)
-    steps = [t["step"] for t in results["autoquant"]["trials"]]
-    assert steps == ["ptq", "calibration", "granularity", "float_layers"]
+    ]
+    mixed = {v["name"]: v for v in result["variants"]}["mixed_k1"]
+    assert mixed["activations"] == "mixed" and len(mixed["recipe"]["float_layers"]) == 1

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from edgequant import atomic, config_check, rundir, workspace
-from edgequant.data import idx
+from edgequant.datasets import idx
 from tests.conftest import REPO, assert_one_line_error, run_tool
 
 # ---------------------------------------------------------------- atomic writes

@@ -13,7 +13,7 @@ import pytest
 from edgequant.bench import compare, fleet, history, remote, store
 from edgequant.bench.inventory import Device
 from edgequant.bench.ssh import Destination, RemoteError
-from edgequant.report import markdown
+from edgequant.report import writer
 from tests.conftest import REPO
 from tests.test_bench_ssh import DEVICE_PYTHON, NO_WAIT, _server, transport
 
@@ -85,7 +85,7 @@ def test_fleet_runs_the_x86_and_the_arm64_board_together(server, tmp_path, coral
     assert [r["device"] for r in kept] == ["x86"] and emulated == 1
     assert len(store.ResultsStore(store_path).records()) == 2
     # the pipeline report's Devices section prints the label, not the emulator's timing
-    report = "\n".join(markdown.devices_section({"devices": records, "variants": []}))
+    report = "\n".join(writer.devices_section({"devices": records, "variants": []}))
     assert (
         "| arm64 | split_concat.tflite | tflite-runtime 2.14.0 | emulated: functional check, "
         "not a latency |" in report

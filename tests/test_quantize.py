@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from edgequant.cli import UserError
-from edgequant.evaluate import accuracy, artifact
+from edgequant.evaluate import artifact, runner
 from edgequant.quantize import convert, recipes
-from tests.conftest import float_outputs
+from tests.conftest import class_scores, float_outputs
 
 # Minimum top-1 agreement with the float Keras model on 300 test digits, and the largest
 # allowed mean absolute difference of the softmax outputs. fp32/float16 only reorder float math;
@@ -79,7 +79,7 @@ def converted(tiny_model, representative, tmp_path_factory):
 def test_recipe_agrees_with_keras_within_tolerance(name, converted, tiny_model, test_images):
     x, y = test_images
     expected = float_outputs(tiny_model, x)
-    got = accuracy.BatchedModel(converted[name], batch_size=64).predict(x)
+    got = class_scores(converted[name], x)
     min_agreement, max_mad = TOLERANCE[name]
     agreement = np.mean(got.argmax(-1) == expected.argmax(-1))
     assert agreement >= min_agreement, f"{name}: top-1 agreement {agreement:.3f}"
@@ -124,9 +124,10 @@ def test_full_integer_recipe_with_an_op_lacking_int8_kernels_fails_loudly(repres
     assert any("SIN" in op for op in convert.float_ops(content))
 
 
-def test_batched_model_rejects_inputs_of_the_wrong_shape(converted):
-    model = accuracy.BatchedModel(converted["uint8"], batch_size=8)
+def test_runner_rejects_inputs_of_the_wrong_shape(converted):
+    model = runner.SignatureModel(converted["uint8"], batch_size=8)
+    name = model.inputs[0].name
     with pytest.raises(
-        ValueError, match=r"inputs have shape \[32, 32, 1\], model expects \[28, 28, 1\]"
+        UserError, match=r"have shape \[32, 32, 1\], the model expects \[28, 28, 1\]"
     ):
-        model.predict(np.zeros((4, 32, 32, 1), np.float32))
+        model.predict({name: np.zeros((4, 32, 32, 1), np.float32)})

@@ -128,15 +128,14 @@ def assert_every_tflite_has_its_recipe(folder: Path) -> dict[str, Recipe]:
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """The tiny pipeline with every stage that writes a model: PTQ, diagnosis (mixed_k1), AEQ,
-    QAT and the autoquant search."""
+    QAT and every rung of the recovery ladder."""
     from edgequant import pipeline, workspace
 
-    mnist_autoquant = workspace.config_module("mnist_autoquant")
     mnist_qat = workspace.config_module("mnist_qat")
     test_config = workspace.config_module("test")
 
     config = test_config.get_config()
-    config.quantize.recipes = ("fp32", "uint8")
+    config.quantize.recipes = ("fp32", "int8", "uint8")
     config.quantize.aeq_recipes = ("dynamic_wi8_afp32",)
     config.bench.enabled = False
     config.diagnose.enabled = True
@@ -144,9 +143,9 @@ def full_run(tmp_path_factory):
     config.qat = mnist_qat.get_config().qat
     config.qat.epochs = 1
     config.qat.nbit = ()
-    config.autoquant = mnist_autoquant.get_config().autoquant
-    config.autoquant.max_drop_pp = -100.0  # unreachable: every trial up to the budget runs
-    config.autoquant.max_trials = 2
+    config.budget.max_drop_pp = -100.0  # unreachable: every rung of the recovery ladder runs
+    config.recovery.large_calibration_size = 100
+    config.recovery.denylist_k = (1,)
     workdir = tmp_path_factory.mktemp("recipes_run")
     results = pipeline.run(config, workdir, verbose=0)
     return workdir, results, config
@@ -163,11 +162,11 @@ def test_every_model_of_a_pipeline_run_has_a_typed_recipe(full_run):
         "mixed_k1.tflite",
         "qat_uint8.tflite",
         "qat_int8.tflite",
-        "autoquant/trial0_ptq.tflite",
-        "autoquant/trial1_calibration.tflite",
-        "autoquant_best.tflite",
+        "int8_cal100.tflite",
+        "int8_per_tensor_cal100.tflite",
+        "int16x8.tflite",
     } <= found.keys()
-    for v in results["variants"]:  # results.json carries the same typed recipe
+    for v in results["variants"]:  # deploy.json carries the same typed recipe
         if "recipe" in v:
             assert Recipe.from_dict(v["recipe"]) == found[Path(v["path"]).name], v["name"]
     assert found["aeq_dynamic_wi8_afp32.tflite"].backend is Backend.AI_EDGE_QUANTIZER
@@ -194,15 +193,23 @@ def test_mixed_precision_recipe_records_the_float_layers(full_run):
 
 
 @pytest.mark.slow
-def test_autoquant_log_and_trials_carry_the_typed_recipe(full_run):
+def test_every_recovery_rung_is_a_variant_with_its_typed_recipe(full_run):
     workdir, results, _ = full_run
-    lines = [json.loads(ln) for ln in (workdir / "autoquant.jsonl").read_text().splitlines()]
-    assert [ln["step"] for ln in lines] == ["ptq", "calibration"]
-    for ln in lines:
-        r = Recipe.from_dict(ln["recipe"])
-        assert r == convert.read_recipe(workdir / ln["path"]) and ln["description"] in r.note
-    best = convert.read_recipe(workdir / "autoquant_best.tflite")
-    assert best.note.startswith("autoquant winner") and best.mode is Mode.UINT8
+    rungs = [t for t in results["recovery"] if "meets_budget" in t]
+    steps = [t["step"] for t in rungs]
+    assert steps == [
+        "plain",
+        "calibration",
+        "granularity",
+        "16-bit activations",
+        "mixed precision k=1",
+        "qat",
+    ]
+    by_name = {v["name"]: v for v in results["variants"]}
+    for t in rungs:
+        v = by_name[t["name"]]
+        assert Recipe.from_dict(v["recipe"]) == convert.read_recipe(v["path"]), t["name"]
+    assert convert.read_recipe(workdir / "int8_cal100.tflite").calibration_size == 100
 
 
 def test_precision_is_what_each_recipe_stores():

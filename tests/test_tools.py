@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from edgequant.data import idx
+from edgequant.datasets import idx
 from edgequant.quantize import convert, recipes
 from tests.conftest import REPO, assert_one_line_error, run_tool
 

@@ -10,24 +10,26 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgequant.data.dataset import Dataset, Split
+from edgequant.data.dataset import Dataset
 from edgequant.evaluate import accuracy
 from edgequant.train import fit, qat
 
 EPOCH_KEYS = {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
+def _head(prepared, **sizes) -> Dataset:
+    """The first `sizes[split]` samples of each named split of `prepared`, as a Dataset."""
+    parts = {}
+    for name, n in sizes.items():
+        x, y = fit.features(prepared.require(name))
+        parts[name] = (x[:n], y[:n])
+    return Dataset.from_parts("mnist", prepared.source, parts, prepared.num_classes)
+
+
 @pytest.fixture(scope="module")
 def small(prepared):
     """200 training and 60 validation digits (60 % 32 != 0: a short last batch too)."""
-    return Dataset(
-        "mnist",
-        prepared.source,
-        Split(prepared.train.x[:200], prepared.train.y[:200]),
-        Split(prepared.val.x[:60], prepared.val.y[:60]),
-        None,
-        prepared.num_classes,
-    )
+    return _head(prepared, train=200, val=60)
 
 
 def _config(qat_epochs: int):
@@ -163,26 +165,20 @@ def test_accuracy_results_compare_by_their_numbers():
 def test_qat_stage_fine_tunes_through_the_loop_and_scores_with_the_evaluator(
     tiny_model, prepared, representative, tmp_path
 ):
-    """The pipeline's QAT stage, 8-bit and n-bit, on a batch size that divides nothing here."""
-    from edgequant.study import Study
+    """The one QAT stage, 8-bit and n-bit, on a batch size that divides nothing here."""
+    from edgequant import pipeline
     from edgequant.train import qat_stage
 
     config = _config(qat_epochs=1)
     config.evaluate.batch_size = 7
     config.quantize.calibration_size = len(representative)
-    data = Dataset(
-        "mnist",
-        prepared.source,
-        Split(prepared.train.x[:200], prepared.train.y[:200]),
-        Split(prepared.val.x[:60], prepared.val.y[:60]),
-        Split(prepared.test.x[:101], prepared.test.y[:101]),
-        prepared.num_classes,
-    )
-    float_acc = accuracy.evaluate_keras(tiny_model, data.test.x, data.test.y, 7).accuracy
-    results: dict = {}
-    made = qat_stage.qat_stage(Study(config, tmp_path, data, tiny_model, representative), results)
+    data = _head(prepared, train=200, val=60, test=101)
+    float_acc = accuracy.evaluate_keras(tiny_model, *fit.features(data.test), 7).accuracy
+    results: dict = {"variants": [], "errors": [], "recovery": []}
+    study = pipeline.study_of(config, tmp_path, data, tiny_model, {"path": "float.keras"})
+    made = qat_stage.qat_stage(study, results)
     q = results["qat"]
-    assert [a.name for a in made] == ["qat_uint8", "qat_int8"]
+    assert results["errors"] == [] and [v["name"] for v in made] == ["qat_uint8", "qat_int8"]
     # Fine-tuned from a ~90% model for one short epoch: still a classifier, and the converted
     # models agree with the QAT Keras model the evaluator scored.
     assert abs(q["keras_accuracy"] - float_acc) <= 0.1, (q["keras_accuracy"], float_acc)

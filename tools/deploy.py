@@ -4,6 +4,10 @@
       --target=edgetpu --out_dir=bundle
   python tools/deploy.py --model=saved_model_dir --data=calib.npz --eval_data=eval.npz \
       --target=cpu --out_dir=bundle
+  python tools/deploy.py --model=m.keras --data=images/ --input_range=0,1 --out_dir=bundle \
+      --device=coral-1            # or mendel@192.0.2.7:22 --remote_python=/usr/bin/python3
+With --device, every variant is timed on each device (the first one ranks them); a device
+that fails is one line and a non-zero exit, and every other result is still written.
 Any key of configs/deploy.py can be set too, e.g. --config.budget.max_drop_pp=0.5.
 """
 
@@ -40,6 +44,16 @@ _FIX = flags.DEFINE_bool(
 )
 _APPROX = flags.DEFINE_bool("approximate", None, "With --fix: the approximate rewrites too.")
 _OUT = flags.DEFINE_string("out_dir", None, "Where the bundle is written.")
+_DEVICES = flags.DEFINE_list(
+    "device", None, "Inventory names or user@host:port; the first one is the target."
+)
+_INVENTORY = flags.DEFINE_string(
+    "inventory", None, "Device inventory (TOML); default: configs/devices.toml; empty: none."
+)
+_REMOTE_PY = flags.DEFINE_string(
+    "remote_python", None, "Python on the device (overrides the inventory)."
+)
+_SSH_CONFIG = flags.DEFINE_string("ssh_config", None, "ssh config file handed to ssh as -F.")
 flags.mark_flags_as_required(["model", "out_dir"])
 cli.define_verbose_flag()
 
@@ -59,6 +73,9 @@ _SHORTHANDS = (
     (_TARGET, "target"),
     (_FIX, "edgetpu.fix"),
     (_APPROX, "edgetpu.approximate"),
+    (_INVENTORY, "bench.inventory"),
+    (_REMOTE_PY, "bench.remote_python"),
+    (_SSH_CONFIG, "bench.ssh_config"),
 )
 
 
@@ -67,9 +84,13 @@ def main(argv):
 
     config = _CONFIG.value
     cli.apply_flags(config, _SHORTHANDS)
+    if _DEVICES.value is not None:
+        config.bench.devices = tuple(_DEVICES.value)  # a list flag, a tuple config key
     result = edgequant.deploy_config(config, _OUT.value)
     print(edgequant.summary(result))
-    return 0 if result["recommended"] else 1
+    # Non-zero when nothing meets the budget, or when anything failed (a device, a recipe):
+    # the bundle then holds every other result, and the summary names what failed.
+    return 0 if result["recommended"] and not result["errors"] else 1
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ labelled data.
 
   python tools/evaluate.py --model=bundle/uint8.tflite --data=images/ --input_range=0,1
   python tools/evaluate.py --model=runs/mnist/uint8.tflite --dataset=mnist [--data_dir=DIR]
-`--dataset=mnist` is the worked example's test split (a --data_dir holding only the two t10k
-files evaluates on those images); its preprocessing is the study's own (grayscale, 0..1).
+`--dataset=NAME` is a named training dataset's test split (edgequant.datasets; a --data_dir
+holding only the two t10k files evaluates on those images), preprocessed as the study does.
 """
 
 from edgequant import cli
@@ -12,16 +12,18 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+from ml_collections import ConfigDict, config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", cli.project_path("configs/deploy.py"), "Data settings.", lock_config=True
 )
 _MODEL = flags.DEFINE_string("model", None, "A .tflite, .keras/.h5 or SavedModel.")
 _DATA = flags.DEFINE_string("data", None, "Labelled data: image folder, .npz with labels, ...")
-_DATASET = flags.DEFINE_enum("dataset", None, ["mnist"], "A named dataset instead of --data.")
+_DATASET = flags.DEFINE_string(
+    "dataset", None, "A named training dataset (edgequant.datasets) instead of --data."
+)
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", "", "MNIST IDX files or mnist.npz (implies --dataset=mnist)."
+    "data_dir", "", "The named dataset's files (config.data.dir; alone: --dataset=mnist)."
 )
 _RANGE = flags.DEFINE_string("input_range", None, "Images: pixel 0..255 -> LO,HI.")
 _MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel units.")
@@ -39,9 +41,10 @@ def main(argv):
     import json
     from pathlib import Path
 
-    from edgequant import deployment, usermodel
+    from edgequant import datasets, usermodel
     from edgequant.data import sources
     from edgequant.errors import UserError
+    from edgequant.flow import prepare
 
     config = _CONFIG.value
     cli.apply_flags(
@@ -53,25 +56,31 @@ def main(argv):
             (_BATCH, "evaluate.batch_size"),
         ),
     )
-    raw = None
-    if not _DATA.value and (_DATASET.value == "mnist" or _DATA_DIR.value):
-        from edgequant.data import mnist
-
-        raw = mnist.load(_DATA_DIR.value, True, _SEED.value)  # bad data fails before the model
+    name = _DATASET.value or ("mnist" if _DATA_DIR.value and not _DATA.value else None)
+    stored = None
+    if not _DATA.value and name:
+        data_cfg = ConfigDict(
+            {"name": name, "dir": _DATA_DIR.value, "download": True, "val_fraction": 0.1}
+        )
+        stored = datasets.read(data_cfg, _SEED.value)  # bad data fails before the model
     model = usermodel.load(_MODEL.value, config.model.signature)
     if _DATA.value:
-        split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")
-    elif raw is not None:
-        if not config.preprocess.input_range and not config.preprocess.mean:
-            config.preprocess.input_range = "0,1"  # the MNIST study's own preprocessing
-        resolve = deployment.preprocessing_resolver(config, model)
-        parts = sources.open_mnist(raw, model.inputs, resolve())
-        if "test" not in parts:
-            raise UserError(f"no MNIST test split in {_DATA_DIR.value or 'the default sources'}")
-        split = sources.everything(parts["test"], "test")
+        split = sources.everything(prepare.open_data(config, model, _DATA.value), "data")
+    elif stored is not None:
+        if stored.test is None:
+            raise UserError(f"no {name} test split in {_DATA_DIR.value or 'the default sources'}")
+        inp = model.inputs[0]
+        if len(model.inputs) != 1 or None in inp.sample_shape or len(inp.sample_shape) != 3:
+            raise UserError(
+                f"a named dataset feeds one image input [H, W, C]; {_MODEL.value} has inputs "
+                f"{[t.to_dict() for t in model.inputs]}"
+            )
+        split = datasets.prepare(stored, inp.sample_shape).test.renamed([inp.name])
     else:
-        raise UserError("no data: pass --data=PATH (labelled) or --dataset=mnist")
-    result = deployment.evaluate_model(config, model, split)
+        raise UserError(
+            f"no data: pass --data=PATH (labelled) or --dataset=NAME ({', '.join(datasets.NAMES)})"
+        )
+    result = prepare.evaluate_model(config, model, split)
     out = {**result, "model": str(_MODEL.value), "dataset": split.source.info()}
     print(
         f"accuracy {100 * result['top1']:.2f}% (top-5 {100 * result['top5']:.2f}%) on "

@@ -34,7 +34,7 @@ cli.define_verbose_flag()
 
 
 def main(argv):
-    from edgequant import deployment
+    from edgequant.flow import prepare
 
     config = _CONFIG.value
     cli.apply_flags(
@@ -47,7 +47,7 @@ def main(argv):
             (_STD, "preprocess.std"),
         ),
     )
-    path = deployment.quantize_model(config, _RECIPE.value, _OUT.value)
+    path = prepare.quantize_model(config, _RECIPE.value, _OUT.value)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     return 0
 

@@ -10,7 +10,7 @@ until `warmup_runs` AND `warmup_min_secs`, then measure until `num_runs` AND `mi
 capped by `max_secs`. benchmark_model's own defaults are 50 runs / 1 s and 1 warm-up run /
 0.5 s; edgequant measures longer (100 runs / 2 s) so p99 rests on at least 100 samples, and
 warms up with 5 runs, since the 0.5 s bound dominates for millisecond models anyway. There used
-to be two warm-up counts (5 here, 10 in configs/mnist.py); there is one now.
+to be two warm-up counts (5 here, 10 in the study config); there is one now.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Settings:
 
 DEFAULT = Settings()
 
-# The fields a config's `bench` block carries (configs/mnist.py copies them from DEFAULT).
+# The fields a config's `bench` block carries (configs/base.py copies them from DEFAULT).
 CONFIG_FIELDS = ("num_runs", "min_secs", "max_secs", "warmup_runs", "warmup_min_secs")
 
 

@@ -1,39 +1,42 @@
 """The representative dataset the converter calibrates activation ranges on.
 
-Drawn only from the training split, class-stratified, with the training preprocessing, and
-checked before it reaches the converter: TFLiteConverter turns an empty, NaN-laden or mis-shaped
-set into an opaque MLIR error or, worse, a model with collapsed ranges.
+Drawn only from the training split, class-stratified, with the training preprocessing, keyed
+by input name like every sample, and checked before it reaches the converter: TFLiteConverter
+turns an empty, NaN-laden or mis-shaped set into an opaque MLIR error or, worse, a model with
+collapsed ranges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
 from edgequant import progress
-from edgequant.data import splits
-from edgequant.data.dataset import Split
-from edgequant.usermodel import shapes_match
+from edgequant.data.sources import Split
+from edgequant.tensors import shapes_match
 
-# 500 samples = 50 per MNIST class. Ranges are per-tensor min/max, which stop moving after a few
-# hundred varied samples (TF's guide suggests ~100-500); more only slows conversion, fewer risks
-# missing the tails of rarely-activated channels.
+# 500 samples = 50 per class of a 10-class set. Ranges are per-tensor min/max, which stop moving
+# after a few hundred varied samples (TF's guide suggests ~100-500); more only slows conversion,
+# fewer risks missing the tails of rarely-activated channels.
 DEFAULT_SIZE = 500
 
 
-def build(split: Split, n: int, seed: int, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Returns n class-stratified training samples as float32 [n, *input_shape] (the split is
-    already preprocessed by data.load)."""
+def build(
+    split: Split, n: int, seed: int, input_shapes: Mapping[str, tuple] | None = None
+) -> dict[str, np.ndarray]:
+    """n class-stratified samples of `split` (model-ready), float32 by input name, each input
+    validated (and checked against `input_shapes[name]` when given)."""
     if n <= 0:
         raise ValueError(f"calibration size must be positive, got {n}")
     if len(split) == 0:
         raise ValueError(
-            "calibration set is empty: the training split yielded 0 samples; check data.dir"
+            f"calibration set is empty: the {split.name} split yielded 0 samples; check data.dir"
         )
-    chosen = splits.stratified_sample(split.y, n, seed)
-    x = np.asarray(split.x[chosen], np.float32)
-    validate(x, input_shape)
+    x, _ = split.subset(n, seed).arrays()
+    for name, samples in x.items():
+        shape = (input_shapes or {}).get(name, samples.shape[1:])
+        validate(samples, shape)
     return x
 
 

@@ -217,6 +217,12 @@ def embed(content: bytes, spec: Preprocessing) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    # The AI Edge Quantizer stores large constants after the flatbuffer (a buffer's offset and
+    # size into the file); re-serializing drops that tail, so those bytes move inline first.
+    for b in model.buffers:
+        if getattr(b, "offset", 0) > 1:
+            b.data = np.frombuffer(content[b.offset : b.offset + b.size], np.uint8)
+            b.offset, b.size = 0, 0
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(spec.to_json().encode(), np.uint8)
     model.buffers.append(buffer)

@@ -1,7 +1,7 @@
 """The user's data, from wherever it lives, as one typed stream of model-ready samples.
 
-Every source (an image folder, `.npy`/`.npz` arrays, a TFRecord of tf.train.Example, MNIST IDX
-files, a Python callable `module:function`) becomes a `Source`: a known number of records,
+Every source (an image folder, `.npy`/`.npz` arrays, a TFRecord of tf.train.Example, a Python
+callable `module:function`, a named training dataset's arrays in memory) becomes a `Source`: a known number of records,
 labels when there are any, and `batches(indices)` yielding `({input name: float32 batch},
 labels)`. Splits are index sets over a source, so the pipeline never asks where the data came
 from, and a folder of 100,000 images streams through tf.data with memory bounded by the batch:
@@ -25,13 +25,13 @@ import numpy as np
 
 from edgequant.data.preprocess import Preprocessing, apply_batch, apply_tf
 from edgequant.errors import UserError
-from edgequant.usermodel import shapes_match
+from edgequant.tensors import check_shape
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
-KINDS = ("auto", "images", "arrays", "tfrecord", "mnist", "callable")
+KINDS = ("auto", "images", "arrays", "tfrecord", "callable")
 Batch = tuple[dict[str, np.ndarray], "np.ndarray | None"]
 
 
@@ -50,6 +50,21 @@ class Source:
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
         raise NotImplementedError
+
+    def take(self, indices: np.ndarray) -> Batch:
+        """The records at `indices`, materialized; sources held in memory override it."""
+        parts = list(self.batches(indices, 256))
+        if not parts:
+            raise UserError(f"no samples at the requested indices of {self.description}")
+        x = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+        return x, y
+
+    def renamed(self, input_names: Sequence[str]) -> Source:
+        raise UserError(
+            f"{self.description} names its samples by the model's inputs already; "
+            "only in-memory arrays are renamed"
+        )
 
     def info(self) -> dict:
         return {
@@ -81,13 +96,19 @@ class Split:
         return self.source.batches(self.indices, batch_size)
 
     def arrays(self) -> Batch:
-        """Materializes the whole split: only for small splits (calibration, statistics)."""
-        parts = list(self.batches(256))
-        if not parts:
+        """Materializes the whole split: for splits held in memory (a training dataset) or small
+        ones (calibration, statistics)."""
+        if len(self) == 0:
             raise UserError(f"the {self.name} split of {self.source.description} is empty")
-        x = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
-        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-        return x, y
+        return self.source.take(self.indices)
+
+    def renamed(self, input_names: Sequence[str]) -> Split:
+        """The same records keyed by `input_names` (a model's inputs, in the source's order).
+
+        A named training dataset does not know the model it will feed, so its samples carry the
+        neutral name `dataset.INPUT`; the caller renames them once it has the model.
+        """
+        return Split(self.source.renamed(input_names), self.indices, self.name)
 
     def subset(self, n: int, seed: int, name: str | None = None) -> Split:
         """n records, class-stratified when labelled, seeded; all of them when n >= len."""
@@ -140,19 +161,45 @@ class ArraySource(Source):
             x = {k: np.asarray(v[sel], dtype=np.float32) for k, v in self.arrays.items()}
             yield x, None if self.labels is None else self.labels[sel]
 
+    def take(self, indices: np.ndarray) -> Batch:
+        x = {k: np.asarray(v[indices], dtype=np.float32) for k, v in self.arrays.items()}
+        return x, None if self.labels is None else self.labels[indices]
+
+    def renamed(self, input_names: Sequence[str]) -> ArraySource:
+        names = list(input_names)
+        if len(names) != len(self.arrays):
+            raise UserError(
+                f"{self.description} has {len(self.arrays)} input(s) ({', '.join(self.arrays)}); "
+                f"the model has {len(names)} ({', '.join(names)})"
+            )
+        arrays = dict(zip(names, self.arrays.values(), strict=True))
+        return dataclasses.replace(self, input_names=names, arrays=arrays)
+
 
 @dataclasses.dataclass
 class ImageArraySource(Source):
-    """uint8 images in memory (MNIST): the image preprocessing runs batch by batch."""
+    """Stored images in memory (uint8 [N, H, W(, C)]), preprocessed batch by batch for the model
+    input: memory holds the stored images, never a model-ready copy of all of them (10,000
+    images made 224x224x3 float32 would be 6 GB)."""
 
     images: np.ndarray = None
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
-        (name,) = self.input_names
         for start in range(0, len(indices), batch_size):
-            sel = indices[start : start + batch_size]
-            x = apply_batch(self.images[sel], self.preprocessing)
-            yield {name: x}, None if self.labels is None else self.labels[sel]
+            yield self.take(indices[start : start + batch_size])
+
+    def take(self, indices: np.ndarray) -> Batch:
+        x = apply_batch(self.images[indices], self.preprocessing)
+        return {self.input_names[0]: x}, None if self.labels is None else self.labels[indices]
+
+    def renamed(self, input_names: Sequence[str]) -> ImageArraySource:
+        names = list(input_names)
+        if len(names) != 1:
+            raise UserError(
+                f"{self.description} feeds one image input; the model has {len(names)} "
+                f"({', '.join(names)})"
+            )
+        return dataclasses.replace(self, input_names=names)
 
 
 def _single_input(inputs, what: str):
@@ -163,15 +210,6 @@ def _single_input(inputs, what: str):
             "give an .npz with one array per input name"
         )
     return inputs[0]
-
-
-def check_shape(name: str, got: Sequence[int], want: Sequence[int | None], where: str) -> None:
-    """Refuses data that cannot feed the input, naming both shapes."""
-    if not shapes_match(got, want):
-        raise UserError(
-            f"{where}: samples for input '{name}' have shape {list(got)}, the model expects "
-            f"{[w if w is not None else -1 for w in want]}"
-        )
 
 
 def _labels_from(arr, n: int, where: str) -> np.ndarray:
@@ -472,30 +510,7 @@ def open_tfrecord(
     return src
 
 
-# --- MNIST and callables ----------------------------------------------------------------------
-
-
-def open_mnist(ds, inputs, preprocessing: Preprocessing) -> dict[str, ImageArraySource]:
-    """The splits of an MNIST dataset (mnist.load) as image sources (one per split present)."""
-    from edgequant.data import mnist
-
-    inp = _single_input(inputs, "MNIST")
-    out = {}
-    for part in ("train", "val", "test"):
-        s = getattr(ds, part)
-        if s is not None and len(s):
-            out[part] = ImageArraySource(
-                "mnist",
-                ds.source,
-                [inp.name],
-                len(s),
-                s.y,
-                [str(i) for i in range(mnist.NUM_CLASSES)],
-                [],
-                preprocessing,
-                s.x,
-            )
-    return out
+# --- callables ----------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -567,8 +582,6 @@ def open_callable(spec: str, inputs) -> CallableSource:
 def detect_kind(path: str) -> str:
     p = Path(path).expanduser()
     if p.is_dir():
-        if (p / "mnist.npz").is_file() or any(p.glob("t10k-images*")):
-            return "mnist"
         if any(p.glob("*.tfrecord")) or any(p.glob("*.tfrec")):
             return "tfrecord"
         return "images"
@@ -581,7 +594,7 @@ def detect_kind(path: str) -> str:
             return "tfrecord"
         raise UserError(
             f"{p}: not a data source edgequant reads (image folder, .npy/.npz, "
-            ".tfrecord, MNIST folder, or module:function)"
+            ".tfrecord, or module:function)"
         )
     if ":" in path and not path.startswith(("/", ".")):
         return "callable"
@@ -602,7 +615,10 @@ def open_source(
     """Opens any supported source for a model with `inputs`; `preprocessing_for()` gives the
     image spec and is only called for image data (it refuses when the mapping is unknown)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown data kind '{kind}'; valid: {', '.join(KINDS)}")
+        raise UserError(
+            f"unknown data kind '{kind}'; valid: {', '.join(KINDS)} (a named training dataset "
+            "is not a data source: evaluate on one with tools/evaluate.py --dataset=NAME)"
+        )
     if kind == "auto":
         kind = detect_kind(path)
     p = Path(path).expanduser()
@@ -615,9 +631,4 @@ def open_source(
         return open_tfrecord(files, inputs, tfrecord_features or {}, label_key, preprocessing_for)
     if kind == "callable":
         return open_callable(path, inputs)
-    if kind == "mnist":
-        from edgequant.data import mnist
-
-        parts = open_mnist(mnist.load(str(p), False, 0), inputs, preprocessing_for())
-        return parts.get("test") or next(iter(parts.values()))
     raise AssertionError(kind)

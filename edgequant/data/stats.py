@@ -1,7 +1,15 @@
 """Calibration and evaluation data side by side, per input, so a mismatch is visible.
 
+The one calibration check of the package: the training pipeline's diagnosis stage and a
+deployment's bundle both call it (`check`, or `compare` + `warnings` when the per-input numbers
+are reported too). It lives in the data layer because it is a statement about data, keyed by
+input name like every sample, so multi-input models need no special case.
+
+Two usual causes of int8 accuracy collapse: too few calibration samples (ranges miss the tails)
+and calibration data that is not distributed like real inputs (wrong preprocessing, one class).
+
 Calibration fixes every activation range: data from another distribution than the one the
-model will see (other preprocessing, other sensor, MNIST digits for a face model) gives a
+model will see (other preprocessing, other sensor, handwritten digits for a face model) gives a
 model that converts cleanly and fails in the field. The distance reported is the
 1-Wasserstein distance between the two value distributions divided by the calibration
 standard deviation: 0 for the same distribution, about 1 for a shift of one standard
@@ -62,3 +70,31 @@ def compare(
             "mismatch": distance > MISMATCH,
         }
     return out
+
+
+def warnings(comparison: dict[str, dict], n_calibration: int, min_size: int = 0) -> list[str]:
+    """One sentence per problem in `compare`'s result: too few samples, a mismatched input."""
+    out = []
+    if n_calibration < min_size:
+        out.append(
+            f"calibration set has {n_calibration} samples, fewer than the configured "
+            f"minimum {min_size}: activation ranges may miss rare values"
+        )
+    out += [
+        f"input '{k}': calibration and evaluation data differ (distance {s['distance']:.2f}; "
+        "check that both come from the same distribution and preprocessing)"
+        for k, s in comparison.items()
+        if s["mismatch"]
+    ]
+    return out
+
+
+def check(
+    calibration: dict[str, np.ndarray],
+    evaluation: dict[str, np.ndarray],
+    min_size: int = 0,
+    seed: int = 0,
+) -> list[str]:
+    """The warnings for a calibration set against evaluation data, both keyed by input name."""
+    n = len(next(iter(calibration.values())))
+    return warnings(compare(calibration, evaluation, seed), n, min_size)

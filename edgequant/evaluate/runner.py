@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgequant.data.sources import check_shape
 from edgequant.errors import UserError
 from edgequant.evaluate.artifact import load_interpreter
+from edgequant.tensors import TensorInfo, check_shape, dequantize, quantize
 
 # Samples per invoke when a caller has no config (callers with one pass config.evaluate.batch_size),
 # for every evaluator of this package. Results do not depend on it; memory does (64 images of
@@ -25,28 +25,20 @@ from edgequant.evaluate.artifact import load_interpreter
 DEFAULT_BATCH_SIZE = 64
 
 
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
-    """float -> integer tensor values: round(x / scale) + zero_point, saturated to the dtype."""
-    info = np.iinfo(dtype)
-    q = np.round(x / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """integer -> float; int64 first so uint8 minus zero point cannot wrap around."""
-    return (scale * (q.astype(np.int64) - zero_point)).astype(np.float32)
-
-
-def _info(name: str, detail: dict):
-    from edgequant.usermodel import TensorInfo
-
+def _info(name: str, detail: dict) -> TensorInfo:
     sig = detail.get("shape_signature", detail["shape"])
     shape = tuple(None if int(d) < 0 else int(d) for d in sig)
     return TensorInfo(name, shape, np.dtype(detail["dtype"]).name)
 
 
 class SignatureModel:
-    """Batched float-in, float-out inference over one signature of a .tflite model."""
+    """Batched float-in, float-out inference over one signature of a .tflite model.
+
+    The one TFLite runner of the package: `predict({input name: float batch})` returns
+    `{output name: float batch}` for any number of samples, quantizing integer inputs and
+    dequantizing integer outputs. A classifier's scores are read by name too, e.g.
+    `predict(x)[metrics.classifier_output(model.outputs, num_classes)]`.
+    """
 
     def __init__(
         self,

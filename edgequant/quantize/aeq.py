@@ -79,35 +79,3 @@ def quantize(
     n = len(representative) if calibration is not None else 0
     path = convert.write(content, recipes.aeq(recipe_name, n), out_dir, preprocessing)
     return path
-
-
-def aeq_stage(study, results: dict) -> list:
-    """One variant per configured AEQ recipe, quantizing the pipeline's fp32 artifact."""
-    from edgequant.study import Artifact
-
-    names = tuple(study.config.quantize.get("aeq_recipes", ()) or ())
-    if not names:
-        return []
-    made = []
-    fp32 = recipes.get("fp32")
-    float_path = Path(study.workdir) / f"{fp32.name}.tflite"
-    if not float_path.is_file():
-        convert.write(convert.convert(study.model, fp32), fp32, study.workdir)
-    for name in names:
-        try:
-            path = quantize(
-                float_path,
-                name,
-                study.representative[: study.config.quantize.calibration_size],
-                study.workdir,
-            )
-            recipe_dict = convert.read_recipe(path).to_dict()
-            made.append(
-                Artifact(
-                    path.stem, path, {"backend": recipe_dict["backend"], "recipe": recipe_dict}
-                )
-            )
-        except (UserError, ValueError, RuntimeError) as e:
-            log.error("AEQ %s: %s", name, e)
-            results["errors"].append({"name": f"aeq_{name}", "error": str(e).splitlines()[0]})
-    return made

@@ -91,14 +91,23 @@ def convert(model, recipe: Recipe, representative: np.ndarray | None = None) -> 
     except Exception as e:  # noqa: BLE001 - converter errors come as many types
         first = next((ln.strip() for ln in str(e).splitlines() if "error" in ln.lower()), str(e))
         raise UserError(f"recipe {recipe.name}: conversion failed: {first[:300]}") from None
-    if recipe.full_integer:
-        leftovers = float_ops(content)
-        if leftovers:
-            raise UserError(
-                f"recipe {recipe.name} promises a full-integer model but these ops stay float: "
-                + ", ".join(leftovers)
-            )
+    if recipe.full_integer and float_ops(content):
+        raise FullIntegerBlocked(recipe.name, blocking_ops(content))
     return content
+
+
+class FullIntegerBlocked(UserError):
+    """A full-integer recipe met ops that stay float; `ops` names each one and its layer."""
+
+    def __init__(self, recipe_name: str, ops: list[dict]):
+        self.ops = ops
+        named = ", ".join(
+            f"{o['op']} (layer {o['layer']})" if o["layer"] else f"{o['op']} ({o['tensor']})"
+            for o in ops
+        )
+        super().__init__(
+            f"recipe {recipe_name} promises a full-integer model but these ops stay float: {named}"
+        )
 
 
 def float_ops(content: bytes) -> list[str]:
@@ -106,6 +115,26 @@ def float_ops(content: bytes) -> list[str]:
     from edgequant.tflite.model import TFLiteModel
 
     return TFLiteModel(content).float_ops()
+
+
+def blocking_ops(content: bytes) -> list[dict]:
+    """The float ops of a converted model that compute something ({op, tensor, layer}): the
+    QUANTIZE/DEQUANTIZE the converter put around them are only their glue. `layer` is the
+    Keras layer the op came from, read from its output tensor's name ('model/power/Square'
+    -> 'power'; a fused name lists several, the first is the op's own)."""
+    from edgequant.tflite.model import TFLiteModel
+
+    model = TFLiteModel(content)
+    out = []
+    for entry in model.float_ops():
+        op = model.operators[int(entry.split(":", 1)[0])]
+        if op.op in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        tensor = model.tensors[op.outputs[0]].name if op.outputs else ""
+        parts = tensor.split(";")[0].split("/")
+        layer = parts[-2] if len(parts) >= 3 else None
+        out.append({"op": op.label, "tensor": tensor, "layer": layer})
+    return out
 
 
 def write(content: bytes, recipe: Recipe, out_dir: str | Path, preprocessing=None) -> Path:

@@ -18,7 +18,7 @@ The same record describes every other way an artifact is made, so one file forma
 (`convert.write`) cover them all: `backend` says which tool quantized it (TFLiteConverter or the
 AI Edge Quantizer, whose recipe name is `aeq_recipe`), `float_layers` lists the tensors a
 mixed-precision variant keeps in float, `qat` holds the quantization-aware fine-tuning that came
-before the conversion, and `note` says why the artifact exists (an autoquant trial's step).
+before the conversion, and `note` says why the artifact exists (a recovery rung's step).
 Recipe files written before these fields existed (name, mode, weights, calibration_size) still
 load: the new fields default to a plain TFLiteConverter recipe.
 """

@@ -1,10 +1,16 @@
-"""report.md: the comparison table first, the plot, then the facts the numbers rest on."""
+"""report.md of the study's results.json (the training pipeline, edgequant/pipeline.py).
+
+Transitional: THE report writer is report/writer.py over deploy.json; this file only lays out
+the study's older results.json with the writer's sections, until the study trains a zoo model
+and deploys it through flow.run.execute (then this file goes).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from edgequant import atomic
+from edgequant.report.writer import devices_section, diagnosis_section, edgetpu_section
 
 
 def _fmt(value, spec: str, missing: str = "n/a") -> str:
@@ -104,124 +110,7 @@ def write(results: dict, manifest: dict, workdir: str | Path) -> Path:
     return path
 
 
-def edgetpu_section(results: dict) -> list[str]:
-    """Edge TPU mapping of the uint8 variants: gate, predicted mapping, compile status, advice."""
-    rows = [v for v in results["variants"] if v.get("edgetpu")]
-    if not rows:
-        return []
-    lines = [
-        "## Edge TPU",
-        "",
-        "| variant | gate | ops on Edge TPU (predicted) | CPU ops | compile |",
-        "|---|---|---:|---|---|",
-    ]
-    for v in rows:
-        e = v["edgetpu"]
-        gate = "pass" if e["gate"]["passed"] else f"{len(e['gate']['violations'])} violation(s)"
-        cpu = ", ".join(e["cpu_ops"]) or "none"
-        lines.append(
-            f"| {v['name']} | {gate} | {e['mapped_count']}/{e['op_count']} | {cpu} | "
-            f"{e['compile_status']} |"
-        )
-    lines.append("")
-    for v in rows:
-        e = v["edgetpu"]
-        lines.append(f"- **{v['name']}**: {e['advice']}")
-        if e["compile_status"] != "compiled":
-            lines.append(f"  Compile: {e['compile_reason']}")
-        if "comparison" in e:
-            c = e["comparison"]
-            lines.append(
-                "  The compiler's real mapping matches the prediction."
-                if c["matches"]
-                else f"  The compiler differs from the prediction: {c}"
-            )
-    lines.append("")
-    return lines
-
-
 def errors_section(results: dict) -> list[str]:
     if not results.get("errors"):
         return []
     return ["## Errors", "", *(f"- `{e['name']}`: {e['error']}" for e in results["errors"]), ""]
-
-
-def devices_section(results: dict) -> list[str]:
-    """Device latencies beside the host's: the runtime gap a board's tflite-runtime brings."""
-    records = results.get("devices") or []
-    if not records:
-        return []
-    host = {Path(v["path"]).name: v.get("latency_ms", {}).get("p50") for v in results["variants"]}
-    lines = [
-        "## Devices",
-        "",
-        "| device | variant | runtime | p50 ms | host p50 ms (LiteRT) | device / host |",
-        "|---|---|---|---:|---:|---:|",
-    ]
-    for r in records:
-        if r.get("error"):
-            lines.append(
-                f"| {r['device']} | {r['model']} | | {r.get('kind')}: {r['error'][:70]} | | |"
-            )
-            continue
-        if not r.get("latency_ms"):  # an emulated board: a functional check, never a latency
-            lines.append(
-                f"| {r['device']} | {r['model']} | {r['runtime']} {r['runtime_version']} | "
-                "emulated: functional check, not a latency | | |"
-            )
-            continue
-        p50, h = r["latency_ms"]["p50"], host.get(r["model"])
-        ratio = f"{p50 / h:.1f}x" if h else ""
-        lines.append(
-            f"| {r['device']} | {r['model']} | {r['runtime']} {r['runtime_version']} | {p50:.3f} | "
-            f"{_fmt(h, '.3f')} | {ratio} |"
-        )
-    lines += [
-        "",
-        "The host runs ai-edge-litert (XNNPACK); boards run tflite-runtime, which is often "
-        "several times slower on int8 models: compare like with like.",
-        "",
-    ]
-    return lines
-
-
-def diagnosis_section(results: dict) -> list[str]:
-    """Calibration warnings, per-layer error, QAT parity and the n-bit label."""
-    lines = []
-    for w in results.get("calibration_warnings", []):
-        lines.append(f"- calibration warning: {w}")
-    d = results.get("diagnosis")
-    if d:
-        lines += [
-            "",
-            "### Per-layer quantization error",
-            "",
-            d["summary"],
-            "",
-            "![per-layer error](layer_errors.png)",
-            "",
-            d["edgetpu_note"],
-            "",
-        ]
-    q = results.get("qat")
-    if q:
-        parity = ", ".join(f"{k}: {100 * v:.2f}%" for k, v in q["parity"].items())
-        lines += [
-            "",
-            "### Quantization-aware training",
-            "",
-            f"QAT Keras model test accuracy {100 * q['keras_accuracy']:.2f}%; Keras-vs-TFLite prediction "
-            f"agreement {parity}.",
-            "",
-        ]
-        if q.get("nbit"):
-            n = q["nbit"]
-            lines.append(
-                f"Experimental {n['weight_bits']}-bit weights / {n['activation_bits']}-bit activations: "
-                f"{100 * n['keras_accuracy']:.2f}% (simulated Keras model, not deployable to TFLite)."
-            )
-            lines.append("")
-    a = results.get("autoquant")
-    if a:
-        lines += ["", "### Accuracy-targeted search", "", a["summary"], ""]
-    return ["## Diagnosis", "", *lines] if lines else []

@@ -27,10 +27,21 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
+def accuracy(entry: dict) -> float | None:
+    """Top-1 of a deploy.json variant or float entry (`metrics.top1`); the study's results.json
+    (`accuracy`) is read too until the study writes deploy.json."""
+    top1 = (entry.get("metrics") or {}).get("top1")
+    return entry.get("accuracy") if top1 is None else top1
+
+
 def tradeoff(results: dict, path: str | Path) -> Path:
     """Accuracy vs p50 latency per variant; marker area proportional to model size."""
     plt = pyplot()
-    rows = [v for v in results["variants"] if v.get("accuracy") is not None and v.get("latency_ms")]
+    rows = [
+        {**v, "accuracy": accuracy(v)}
+        for v in results["variants"]
+        if accuracy(v) is not None and v.get("latency_ms")
+    ]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     if rows:
         biggest = max(v["size_bytes"] for v in rows)
@@ -53,13 +64,10 @@ def tradeoff(results: dict, path: str | Path) -> Path:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xscale("log")
         ax.margins(x=0.25, y=0.2)
-    if results.get("float", {}).get("accuracy") is not None:
+    float_accuracy = accuracy(results.get("float") or {})
+    if float_accuracy is not None:
         ax.axhline(
-            100 * results["float"]["accuracy"],
-            color="gray",
-            linestyle="--",
-            linewidth=1,
-            label="float Keras model",
+            100 * float_accuracy, color="gray", linestyle="--", linewidth=1, label="float model"
         )
         ax.legend(loc="lower right", fontsize=8)
     threads = rows[0]["latency_ms"].get("threads") if rows else None

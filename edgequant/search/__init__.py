@@ -1,1 +1,1 @@
-"""Accuracy-targeted quantization search (autoquant)."""
+"""The recovery ladder (ladder.py): the one accuracy search, for user models and the study."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgequant import atomic, distribute
 from edgequant.data.dataset import Dataset
+from edgequant.data.sources import Split
 from edgequant.errors import UserError
 
 
@@ -83,11 +84,9 @@ def _clone(model):
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from edgequant.train import qat
+    from edgequant.train.noop import noop_quantize_config
 
-    with tfmot.quantization.keras.quantize_scope(
-        {"NoOpQuantizeConfig": qat.noop_quantize_config()}
-    ):
+    with tfmot.quantization.keras.quantize_scope({"NoOpQuantizeConfig": noop_quantize_config()}):
         return keras.models.clone_model(model)
 
 
@@ -135,10 +134,19 @@ def _augmenter(cfg, seed: int):
     return keras.Sequential(layers, name="augment") if layers else None
 
 
-def make_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment=None, shuffle=True
-):
-    """A tf.data pipeline over preprocessed arrays; `augment` is a Keras layer applied per batch.
+def features(split: Split):
+    """(inputs, labels) of a labelled in-memory split, as Keras' fit takes them: the array
+    itself for one input (whatever the model calls it: a named dataset's samples carry a
+    neutral name), else the dict by input name (rename the split to the model's inputs)."""
+    x, y = split.arrays()
+    if y is None:
+        raise ValueError(f"the {split.name} split of {split.source.description} has no labels")
+    return (next(iter(x.values())) if len(x) == 1 else x), y
+
+
+def make_dataset(x, y: np.ndarray, batch_size: int, seed: int, augment=None, shuffle=True):
+    """A tf.data pipeline over preprocessed samples (an array, or a dict by input name) and
+    labels; `augment` is a Keras layer applied per batch.
 
     Multi-worker sharding: in-memory arrays have no files to split, so the auto-shard policy is
     DATA (every worker builds the same seeded pipeline and keeps its share of each global
@@ -148,7 +156,7 @@ def make_dataset(
 
     ds = distribute.shard_data(tf.data.Dataset.from_tensor_slices((x, y)))
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:
         ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=1)
@@ -194,13 +202,15 @@ def run_loop(
     log_name: str,
     augment: bool = False,
     from_logits: bool = False,
+    batch_size: int | None = None,
     verbose: int = 2,
 ) -> LoopResult:
     """The one training loop: float training and QAT fine-tuning are both this function.
 
-    Seeds from `config.seed`; batches `data.train` / `data.val` at `config.train.batch_size`
-    (augmented only when `augment` and `config.train.augment.enabled`: the float run); compiles
-    Adam with one cosine decay over `epochs` from `learning_rate`; trains a replica under
+    Seeds from `config.seed`; batches `data.train` / `data.val` (in-memory `sources.Split`s) at
+    `batch_size` (default `config.train.batch_size`; a deployment, which has no train block,
+    passes its own), augmented only when `augment` and `config.train.augment.enabled` (the
+    float run); compiles Adam with one cosine decay over `epochs` from `learning_rate`; trains a replica under
     `config.distribute` whose weights are copied back into `model` (see `replica`); and logs
     every epoch to `<workdir>/tensorboard/<log_name>` on the chief only (`distribute.output_dir`).
     QAT is this loop on a quantization-annotated model with its own epochs and learning rate.
@@ -212,12 +222,12 @@ def run_loop(
     import tf_keras as keras
 
     train_split, val_split = data.require("train"), data.require("val")
-    batch_size = config.train.batch_size
+    batch_size = batch_size or config.train.batch_size
     set_seed(config.seed)
-    aug = config.train.augment
-    augmenter = _augmenter(aug, config.seed) if augment and aug.enabled else None
-    ds = make_dataset(train_split.x, train_split.y, batch_size, config.seed, augmenter)
-    val = make_dataset(val_split.x, val_split.y, batch_size, config.seed, shuffle=False)
+    aug = config.train.augment if augment else None
+    augmenter = _augmenter(aug, config.seed) if aug is not None and aug.enabled else None
+    ds = make_dataset(*features(train_split), batch_size, config.seed, augmenter)
+    val = make_dataset(*features(val_split), batch_size, config.seed, shuffle=False)
     steps = epochs * math.ceil(len(train_split) / batch_size)
     Path(workdir).mkdir(parents=True, exist_ok=True)  # fails with one line before training
     start = time.perf_counter()

@@ -17,6 +17,7 @@ from pathlib import Path
 from edgequant.data.dataset import Dataset
 from edgequant.errors import UserError
 from edgequant.train import fit
+from edgequant.train.noop import noop_quantize_config
 
 # Layers that carry no quantization-relevant arithmetic, or are folded by tfmot's transforms.
 _ALWAYS_OK = {"InputLayer"}
@@ -28,33 +29,6 @@ def _keras():
     import tf_keras as keras
 
     return keras, tfmot
-
-
-def noop_quantize_config():
-    """A QuantizeConfig that quantizes nothing inside the layer: its inputs and outputs keep the
-    quantization of their neighbours. Sound only for layers that move or select values."""
-    keras, tfmot = _keras()
-
-    class NoOpQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-        def get_weights_and_quantizers(self, layer):
-            return []
-
-        def get_activations_and_quantizers(self, layer):
-            return []
-
-        def set_quantize_weights(self, layer, quantize_weights):
-            pass
-
-        def set_quantize_activations(self, layer, quantize_activations):
-            pass
-
-        def get_output_quantizers(self, layer):
-            return []
-
-        def get_config(self):
-            return {}
-
-    return NoOpQuantizeConfig
 
 
 def _matches(name: str, patterns) -> bool:

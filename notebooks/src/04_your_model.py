@@ -30,10 +30,10 @@ work = Path(workdir)
 if not model_path or not data_dir:
     import keras
 
-    from edgequant.data import mnist
     from edgequant.data.folders import write_image_folder
+    from edgequant.datasets import mnist
 
-    digits = mnist.load(download=False)  # the 5,000 offline digits: train and test
+    digits = mnist.read(download=False)  # the 5,000 offline digits: train and test
 if not model_path:  # a Keras 3 model, trained and saved the way TF 2.16+ saves it
     keras.utils.set_random_seed(0)
     demo = keras.Sequential(
@@ -75,10 +75,20 @@ result = edgequant.deploy(
 print(edgequant.summary(result))
 
 # %% [markdown]
+# Without a device the variants are ranked by this machine's CPU latency, which is not your
+# board's: `device="coral-1"` (a `configs/devices.toml` name) or `device="mendel@192.0.2.7:22"`
+# times every variant on the board over SSH (`ssh_config=`, `remote_python=` as in
+# `tools/benchmark.py`), and the first device named ranks them. A device that fails is one line
+# in `result["errors"]`; every other result is still written.
+
+# %%
+print(result["ranked_by"])
+
+# %% [markdown]
 # `deploy.json` holds what the report shows: the model's named inputs and outputs, the
 # preprocessing, where calibration and evaluation data came from, and per variant its
 # weights/activations precision, accuracy, fidelity per output (SQNR, cosine, agreement), the Edge
-# TPU gate and mapping, and latency.
+# TPU gate and mapping, and latency (host, and per device when one is named).
 
 # %%
 for v in result["variants"]:

@@ -1,4 +1,5 @@
-"""Readers for MNIST's on-disk formats: IDX files (gzipped or not) and keras' `mnist.npz`.
+"""Readers for the IDX datasets' on-disk formats (MNIST, Fashion-MNIST): IDX files (gzipped or
+not), a folder of them, and keras' `mnist.npz`.
 
 IDX is LeCun's format: a 4-byte magic (two zero bytes, a type code, the number of dimensions),
 one big-endian uint32 per dimension, then the raw array. Only unsigned-byte data (type 0x08) is
@@ -16,6 +17,13 @@ from pathlib import Path
 import numpy as np
 
 _UBYTE = 0x08
+# The file names LeCun's MNIST release uses, which Fashion-MNIST copies.
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -68,3 +76,28 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not known & arrays.keys():
         raise ValueError(f"{path} holds {sorted(arrays)}, expected x_train/y_train/x_test/y_test")
     return {k: v for k, v in arrays.items() if k in known}
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
+    """The arrays of IDX_NAMES found in `folder` (any subset; images and labels in pairs)."""
+    arrays = {}
+    for key, stem in IDX_NAMES.items():
+        path = _find(folder, stem)
+        if path is not None:
+            arrays[key] = read_idx(path)
+    for part in ("train", "test"):
+        if (f"x_{part}" in arrays) != (f"y_{part}" in arrays):
+            raise ValueError(f"{folder}: found only one of the {part} images/labels IDX files")
+    return arrays

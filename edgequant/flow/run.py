@@ -1,0 +1,113 @@
+"""THE front door: `run(config, out_dir)` deploys a model with its data; `execute(study,
+final_dir)` runs every stage on a prepared Study (the MNIST study calls it on the model it
+trained).
+
+    model (any format) + data -> preprocessing spec -> calibration / evaluation splits
+      -> STAGES (plain variants, recovery ladder)
+      -> one streamed evaluation pass (accuracy with labels, fidelity to float always)
+      -> Edge TPU gate, analyzer and compiler -> host latency -> devices (flow/devices.py)
+      -> recommendation -> the bundle (flow/bundle.py)
+
+`tools/deploy.py`, `configs/deploy.py` (through `tools/pipeline.py`), `edgequant.deploy(...)`
+and notebook 04 all call `run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from edgequant import rundir
+from edgequant.errors import UserError
+from edgequant.flow import bundle, devices, stages, variants
+from edgequant.flow.measure import measure, within_budget
+from edgequant.flow.prepare import prepare, validate
+from edgequant.flow.study import Study
+
+log = logging.getLogger(__name__)
+STAGES = (stages.plain, stages.recovery)
+
+
+def run(config, out_dir: str | Path) -> dict:
+    """Deploys `config.model.path` with `config.data`; writes the bundle, returns deploy.json.
+
+    The bundle is built in a staging folder and swapped into `out_dir` only when complete
+    (edgequant/rundir.py): an interrupted deployment never leaves a half bundle.
+    """
+    validate(config)
+    with rundir.staged(out_dir) as staging:
+        return execute(prepare(config, staging), Path(out_dir))
+
+
+def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
+    """Every stage in order on `study` (whose out_dir is the staging folder), then the
+    measurement, Edge TPU checks, latency, devices, recommendation and the bundle; returns
+    deploy.json with its paths named as they will be under `final_dir`.
+
+    `stages` (default STAGES) lets a caller add its own, e.g. the study's QAT or search stages
+    (protocol: flow/study.py); a section a stage adds to `result` is written as is."""
+    result: dict = {"variants": [], "recovery": [], "errors": []}
+    for stage in stages:
+        try:
+            result["variants"] += stage(study, result)
+        except (UserError, ValueError, RuntimeError, OSError) as e:
+            # A stage is expected to record its own failures; one that raises anyway loses
+            # only its own variants, never the others' (as the study's pipeline always did).
+            log.error("stage %s failed: %s", stage.__name__, e)
+            result["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
+    found = result["variants"]
+    measured = measure(study, found, study.evaluation, variants.float_path(study))
+    result["float_metrics"] = measured.pop("float")
+    for v in found:
+        v["metrics"] = measured[v["name"]]
+        v["within_budget"], v["budget"] = within_budget(
+            study, v["metrics"], result["float_metrics"]
+        )
+    if study.config.target == "edgetpu" or any(v["input_dtype"] == "uint8" for v in found):
+        edgetpu_checks(study, found)
+    latency(study, found)
+    devices.measure_on_devices(study, found, result)
+    device, result["ranked_by"] = devices.latency_key(study, found)
+    result["recommended"] = recommend(study, found, device)
+    return bundle.write(study, result, final_dir)
+
+
+def edgetpu_checks(study: Study, variants: list[dict]) -> None:
+    from edgequant.edgetpu import stage as edgetpu_stage
+
+    cfg = study.config.edgetpu
+    for v in filter(edgetpu_stage.is_edgetpu_variant, variants):
+        entry = edgetpu_stage.check_variant(v, cfg, study.out_dir / "edgetpu")
+        v["gate"] = "pass" if entry["gate"]["passed"] else "fail"
+        v["edgetpu"] = {"mapped": entry["mapped_count"], "total": entry["op_count"], **entry}
+
+
+def latency(study: Study, variants: list[dict]) -> None:
+    from edgequant.bench import latency as bench_latency
+
+    if not study.config.bench.enabled:
+        return
+    for v in variants:
+        v.update(bench_latency.measure(v["path"], study.config.bench))
+
+
+def recommend(study: Study, variants: list[dict], device: str | None = None) -> str | None:
+    """The fastest variant within the budget for the target (Edge TPU: gate passed): fastest
+    on `device` when given (the target board), else on the host CPU; ties go to the smaller."""
+    ok = [v for v in variants if v.get("within_budget")]
+    if study.config.target == "edgetpu":
+        ok = [v for v in ok if v["gate"] == "pass"]
+    else:
+        ok = [v for v in ok if v["name"] != "fp32"] or ok
+    if not ok:
+        return None
+
+    def speed(v):
+        if device is not None:
+            p50 = (v.get("devices") or {}).get(device, {}).get("p50")
+        else:
+            p50 = (v.get("latency_ms") or {}).get("p50")
+        return (math.inf if p50 is None else p50, v["size_bytes"])
+
+    return min(ok, key=speed)["name"]

@@ -153,7 +153,9 @@ def quantize_model(config, recipe_name: str, out_dir: str | Path) -> Path:
     """One converter recipe applied to the user's model, calibrated on config.data.path."""
     recipe = recipes.get(recipe_name, config.quantize.weights, config.quantize.calibration_size)
     validate(config, needs_data=recipe.needs_calibration)
-    model = usermodel.load(config.model.path, config.model.signature)
+    model = usermodel.load(
+        config.model.path, config.model.signature, config.model.get("trust_code", False)
+    )
     samples = None
     spec = None
     if recipe.needs_calibration:
@@ -189,7 +191,9 @@ def prepare(config, out_dir: str | Path) -> Study:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out_dir {out_dir} is a file")
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = usermodel.load(config.model.path, config.model.signature)
+    model = usermodel.load(
+        config.model.path, config.model.signature, config.model.get("trust_code", False)
+    )
     if model.format == "tflite" and config.target == "edgetpu":
         raise UserError(
             "a float .tflite can only go through the AI Edge Quantizer, which keeps float I/O; "
@@ -604,7 +608,21 @@ def run(config, out_dir: str | Path) -> dict:
     (edgequant/rundir.py): an interrupted deployment never leaves a half bundle.
     """
     validate(config)
-    with rundir.staged(out_dir) as staging:
+    with rundir.staged(
+        out_dir,
+        inputs=(
+            config.model.path,
+            config.data.path,
+            config.data.eval_path,
+            config.data.labels,
+            config.recovery.train_data,
+        ),
+        failed=lambda s: (
+            None
+            if json.loads((s / "deploy.json").read_text())["recommended"]
+            else "no variant meets the budget"
+        ),
+    ) as staging:
         return _run(config, staging, Path(out_dir))
 
 

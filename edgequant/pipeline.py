@@ -173,7 +173,10 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     config_check.validate(config)
     # Multi-worker (TF_CONFIG): every worker runs every stage, since training steps are
     # collective, but only the chief writes `workdir`; the others get a temporary folder.
-    with distribute.output_dir(workdir) as out, rundir.staged(out) as staging:
+    with (
+        distribute.output_dir(workdir) as out,
+        rundir.staged(out, inputs=(config.data.dir,)) as staging,
+    ):
         study, results = prepare(config, staging, verbose)
         for stage in STAGES:
             try:

@@ -40,6 +40,7 @@ _FIX = flags.DEFINE_bool(
 )
 _APPROX = flags.DEFINE_bool("approximate", None, "With --fix: the approximate rewrites too.")
 _OUT = flags.DEFINE_string("out_dir", None, "Where the bundle is written.")
+_TRUST = cli.define_trust_flag()
 flags.mark_flags_as_required(["model", "out_dir"])
 cli.define_verbose_flag()
 
@@ -59,6 +60,7 @@ _SHORTHANDS = (
     (_TARGET, "target"),
     (_FIX, "edgetpu.fix"),
     (_APPROX, "edgetpu.approximate"),
+    (_TRUST, "model.trust_code"),
 )
 
 

@@ -152,12 +152,21 @@ def check_saved_model(path: Path) -> None:
         )
 
 
+def _h5_keras_version(path: Path) -> str:
+    """The Keras that wrote an .h5 (Keras 3 writes 3.x): tf_keras cannot read Keras 3's."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", "")
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
 def load_keras(path: Path, fmt: str, trust_code: bool = False):
     """The Keras model in `path` ("keras3", "tf_keras" or "h5"), loaded with the Keras that wrote
     it, after `check_keras`; `safe_mode` stays on unless the user trusts the file."""
     check_keras(path, fmt, trust_code)
     try:
-        if fmt == "keras3":
+        if fmt == "keras3" or (fmt == "h5" and _h5_keras_version(path).startswith("3")):
             import keras
 
             return keras.models.load_model(path, compile=False, safe_mode=not trust_code)

@@ -282,6 +282,10 @@ CASES = {
         lambda d: _save_lambda_model(_keras3(), d, "k3.keras")[0].rename(d / "k3_renamed.h5"),
         ("'evil'", "Lambda"),
     ),
+    "Keras 3 legacy .h5 Lambda": (
+        lambda d: _save_lambda_model(_keras3(), d, "k3_legacy.h5")[0],
+        ("'evil'", "Lambda"),
+    ),
     "metadata.json bomb": (
         lambda d: _bomb_zip(d / "m.keras", "metadata.json", 64 << 20) or d / "m.keras",
         ("metadata.json", "zip bomb"),

@@ -20,6 +20,9 @@ def get_config() -> ConfigDict:
     c.model = ConfigDict()
     c.model.path = ""  # .keras (Keras 3 or tf_keras), .h5, SavedModel folder or float .tflite
     c.model.signature = "serving_default"
+    # Keras files are loaded safely: a Lambda layer (Python code run at load) is refused.
+    # True (--trust_model_code) lets it run: only for a file you trust (edgequant/modelfile.py).
+    c.model.trust_code = False
 
     c.quantize.aeq_recipes = ()  # AI Edge Quantizer recipes (target cpu, or a float .tflite)
     c.evaluate.batch_size = 64

@@ -264,6 +264,19 @@ def define_verbose_flag() -> None:
         flags.DEFINE_bool("verbose", False, "Show TensorFlow logs and full tracebacks.")
 
 
+def define_trust_flag():
+    """--trust_model_code, the one switch that lets a model file run the code it carries (a
+    Keras Lambda layer); off, such a file is refused (edgequant/modelfile.py)."""
+    from absl import flags
+
+    return flags.DEFINE_bool(
+        "trust_model_code",
+        None,
+        "Let the model file run the Python code it carries (Keras Lambda layers). Off by "
+        "default: such a model is refused. Only for a file you trust.",
+    )
+
+
 def apply_flags(config, shorthands) -> None:
     """Copies each given shorthand flag into its dotted config key (`(flag, "data.path")`), so a
     binary's plain flags and `--config.key` overrides share one home for defaults."""

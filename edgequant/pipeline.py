@@ -127,7 +127,10 @@ def run(config, workdir: str | Path, verbose: int = 2) -> dict:
     if config.model.get("path"):
         return flow_run.run(config, workdir)
     config_check.validate(config)
-    with distribute.output_dir(workdir) as out, rundir.staged(out) as staging:
+    with (
+        distribute.output_dir(workdir) as out,
+        rundir.staged(out, inputs=(config.data.dir,)) as staging,
+    ):
         data, model, trained = train(config, staging, verbose)
         study = study_of(config, staging, data, model, trained)
         return flow_run.execute(study, out, stages=STAGES)

@@ -1,6 +1,6 @@
-"""A run folder always describes exactly one run: build the new run beside it, swap it in at the end.
+"""A run owns only its own folder: build the new run apart, put it in place only when it succeeded.
 
-    with rundir.staged(workdir) as staging:
+    with rundir.staged(workdir, inputs=(model_path, data_path)) as staging:
         ... write every artifact, results.json, manifest.json and the report into `staging` ...
     # here `workdir` holds exactly the new run; the previous one is gone
 
@@ -10,31 +10,41 @@ match), and a re-run with fewer recipes would leave the old run's extra `.tflite
 new manifest to list. With staging:
 
 - the new run is written to `<workdir>.staging-<pid>` (same parent, so the final rename stays on
-  one filesystem and is atomic);
-- when the body finishes, the old workdir is renamed to `<workdir>.previous-<pid>`, the staging
-  folder is renamed to `<workdir>`, and the old one is deleted. SIGINT/SIGTERM are held back
-  during the two renames;
-- if the body fails or is interrupted, the staging folder is deleted and `<workdir>` is untouched:
-  the previous complete run survives, or no folder exists;
+  one filesystem and is atomic). Its first file is the marker `.edgequant-run` (a random run id,
+  the pid, the status, and at the end the names of every entry the run wrote);
+- only after the body finished (and `failed(staging)`, when given, found nothing wrong) the old
+  workdir is renamed to `<workdir>.previous-<pid>`, the staging folder to `<workdir>`, and the
+  old one deleted. SIGINT/SIGTERM are held back during the renames;
+- if the body fails or is interrupted, the staging folder is deleted and `<workdir>` is untouched.
+  A run that completes but failed (say no variant meets the budget) is put in place only when
+  no successful previous result is there; otherwise it is refused with one line;
 - a process killed with SIGKILL (or a power cut) can leave a staging folder, or stop between the
-  two renames; the next run into the same workdir finishes or undoes that swap and deletes stale
-  staging folders of processes that are gone (`recover`);
-- the manifest is computed over the staging folder, which holds only files this run made.
+  renames; the next run into the same workdir finishes or undoes that swap and deletes stale
+  staging folders of processes that are gone (`recover`).
 
-A workdir is only ever replaced when it is empty or a run folder (it holds the `.edgequant-run`
-marker or a `manifest.json`, or only tools/train.py's outputs), so `--workdir=.` or a typo naming
-a folder of the user's own files fails with one line instead of deleting them.
+Ownership. A workdir is replaced only when it is missing, empty, or holds our marker and nothing
+the marker does not list: a folder of the user's files (even one with a `manifest.json` or a
+model named float.keras) is refused with one line, and so is a run folder the user added files
+to. A sibling named like ours (`bundle.previous-20240105`) is touched only when it carries our
+marker (or is empty). A folder that holds an input of the run (the model, data, labels) is
+refused before any work: replacing it would delete them.
+
+In place (`inplace.py`). A mount point or a symlinked workdir cannot be renamed (EBUSY, or the
+link itself would move): the run is staged inside it in a marked hidden folder and its entries
+are moved in at the end, replacing only the entries the previous run's marker lists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from edgequant import atomic
@@ -43,9 +53,13 @@ from edgequant.errors import UserError
 MARKER = ".edgequant-run"
 STAGING = ".staging-"
 PREVIOUS = ".previous-"
+# Entries a folder may hold that belong to nobody's run: a fresh filesystem's root has one.
+IGNORED = frozenset({"lost+found"})
+FINAL = ("complete", "failed")  # statuses written just before a run is put in place
+_MARKER_MAX_BYTES = 1 << 20
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -57,43 +71,91 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def read_marker(folder: Path) -> dict | None:
+    """The run marker of `folder`, or None when it has none (or one we did not write)."""
+    path = Path(folder) / MARKER
+    try:
+        if not path.is_file() or path.stat().st_size > _MARKER_MAX_BYTES:
+            return None
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and "pid" in marker else None
+
+
+def new_marker() -> dict:
+    return {"id": secrets.token_hex(8), "pid": os.getpid(), "started": time.time()}
+
+
+def write_marker(folder: Path, marker: dict) -> None:
+    atomic.write_json(Path(folder) / MARKER, marker, indent=None)
+
+
+def is_ours(folder: Path) -> bool:
+    """A folder edgequant made: it carries our marker, or it is empty (killed before the marker)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    return read_marker(folder) is not None or not any(folder.iterdir())
+
+
+def foreign_entries(folder: Path, skip: Iterable[str] = ()) -> list[str]:
+    """Entries of `folder` no run of ours wrote: all of them when it carries no marker."""
+    names = {p.name for p in folder.iterdir()} - IGNORED - set(skip)
+    marker = read_marker(folder)
+    if marker is None:
+        return sorted(names)
+    listed = marker.get("entries")
+    if listed is None:  # a run folder of an older edgequant: its marker listed no entries
+        return []
+    return sorted(names - set(listed) - {MARKER})
+
+
+def holds_result(folder: Path) -> str | None:
+    """The status of the previous run in `folder` ("complete" or "failed"), None if there is none."""
+    marker = read_marker(folder) if folder.is_dir() else None
+    if marker is None:
+        return None
+    return "failed" if marker.get("status") == "failed" else "complete"
+
+
 def _siblings(workdir: Path, kind: str) -> list[tuple[int, Path]]:
-    """(pid, path) of `<workdir><kind><pid>` folders beside `workdir`."""
+    """(pid, path) of `<workdir><kind><pid>` folders beside `workdir` that a run of ours made."""
     out = []
     if not workdir.parent.is_dir():
         return out
     prefix = workdir.name + kind
     for p in workdir.parent.iterdir():
-        if p.name.startswith(prefix) and p.name[len(prefix) :].isdigit():
+        if p.name.startswith(prefix) and p.name[len(prefix) :].isdigit() and is_ours(p):
             out.append((int(p.name[len(prefix) :]), p))
     return sorted(out)
 
 
-# What tools/train.py leaves in its workdir: a pipeline may take that folder over.
-TRAIN_OUTPUTS = {"float.keras", "history.json", "tensorboard"}
-
-
-def is_run_folder(path: Path) -> bool:
-    """True for a folder a run may replace: a finished run, or tools/train.py's output."""
-    if (path / MARKER).is_file() or (path / "manifest.json").is_file():
-        return True
-    return {p.name for p in path.iterdir()} <= TRAIN_OUTPUTS
+def _refuse_foreign(workdir: Path, skip: Iterable[str] = ()) -> None:
+    foreign = foreign_entries(workdir, skip)
+    if not foreign:
+        return
+    shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    if read_marker(workdir) is None:
+        raise UserError(
+            f"{workdir} holds files that are not an edgequant run ({shown}); a run replaces "
+            "its whole output folder, so choose an empty or new --out_dir (or --workdir)"
+        )
+    raise UserError(
+        f"{workdir} is an edgequant run folder but also holds files that run did not write "
+        f"({shown}); move them out, or choose an empty or new --out_dir (or --workdir)"
+    )
 
 
 def check_target(workdir: str | Path) -> Path:
     """The absolute workdir, after refusing what cannot or must not be replaced by a run."""
-    workdir = Path(os.path.abspath(workdir))
+    workdir = Path(os.path.abspath(os.path.expanduser(workdir)))
+    if workdir.is_symlink() and not workdir.exists():
+        raise UserError(f"{workdir} is a symlink to a missing folder; choose another path")
     if workdir.exists() and not workdir.is_dir():
         raise UserError(f"workdir {workdir} is an existing file, not a folder; choose another path")
-    if workdir == Path(workdir.anchor) or workdir == Path.home():
+    real = Path(os.path.realpath(workdir))
+    if real == Path(real.anchor) or real == Path.home().resolve():
         raise UserError(f"refusing to use {workdir} as a workdir; name a folder for this run")
-    if workdir.is_dir() and any(workdir.iterdir()) and not is_run_folder(workdir):
-        entries = sorted(p.name for p in workdir.iterdir())
-        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise UserError(
-            f"workdir {workdir} holds files that are not an edgequant run ({shown}); "
-            "a run replaces its whole workdir, so use a new or empty folder"
-        )
     for folder in workdir.parents:
         if folder.exists():
             if not folder.is_dir():
@@ -102,12 +164,57 @@ def check_target(workdir: str | Path) -> Path:
     return workdir
 
 
+_GLOB = "*?["
+
+
+def _input_path(value) -> Path | None:
+    """The folder or file an input names, when it names one on disk (a glob: its fixed folder;
+    `module:function` or a URL: none)."""
+    if value is None or value == "" or "://" in str(value):
+        return None
+    text = os.path.expanduser(str(value))
+    if any(c in text for c in _GLOB):
+        text = os.path.dirname(text[: min(text.find(c) for c in _GLOB if c in text)]) or "."
+    if not os.path.lexists(text):
+        return None
+    return Path(os.path.realpath(text))
+
+
+def check_inputs(workdir: Path, inputs: Iterable) -> None:
+    """Refuses a workdir that is, holds, or lies inside an input of the run.
+
+    Replacing the workdir would delete an input inside it (`--model=D/float.keras --out_dir=D`),
+    and a workdir inside an input folder (an image folder) would add the run's files to the data.
+    """
+    real = Path(os.path.realpath(workdir))
+    for value in inputs:
+        path = _input_path(value)
+        if path is None:
+            continue
+        if path == real or real in path.parents:
+            raise UserError(
+                f"--out_dir {workdir} holds the input {value}: replacing the folder would "
+                "delete it; choose an empty or new --out_dir"
+            )
+        if path.is_dir() and path in real.parents:
+            raise UserError(
+                f"--out_dir {workdir} lies inside the input folder {value}: the run would add "
+                "its files to your input; choose an --out_dir outside it"
+            )
+
+
 def recover(workdir: str | Path) -> None:
-    """Finishes or undoes a swap a killed run left half-done, and removes dead runs' staging."""
+    """Finishes or undoes a swap a killed run left half-done, and removes dead runs' staging.
+
+    Only folders carrying our marker (or empty ones) are touched: a user's folder that merely
+    has a name like ours stays.
+    """
+    from edgequant import inplace
+
     workdir = Path(os.path.abspath(workdir))
     for kind in (STAGING, PREVIOUS):
         for pid, path in _siblings(workdir, kind):
-            if pid != os.getpid() and _pid_alive(pid):
+            if pid != os.getpid() and pid_alive(pid):
                 raise UserError(
                     f"another run (pid {pid}) is writing {workdir} ({path.name}); "
                     "wait for it to finish or stop it"
@@ -115,18 +222,25 @@ def recover(workdir: str | Path) -> None:
     for pid, previous in _siblings(workdir, PREVIOUS):
         staging = workdir.with_name(f"{workdir.name}{STAGING}{pid}")
         if not workdir.exists():
-            # Killed between the two renames. The swap starts only once the new run is complete,
-            # so a surviving staging folder is a complete run: promote it; otherwise restore.
-            os.rename(staging if staging.is_dir() else previous, workdir)
+            # Killed between the renames: the staging folder is put in place only once its
+            # marker says it is final, so such a folder is the complete new run.
+            final = is_ours(staging) and (read_marker(staging) or {}).get("status") in FINAL
+            os.rename(staging if final else previous, workdir)
             atomic.fsync_dir(workdir.parent)
         if previous.exists():
             shutil.rmtree(previous, ignore_errors=True)
     for _, staging in _siblings(workdir, STAGING):
-        shutil.rmtree(staging, ignore_errors=True)
+        if not workdir.exists() and (read_marker(staging) or {}).get("status") in FINAL:
+            os.rename(staging, workdir)  # killed after an empty workdir was removed
+            atomic.fsync_dir(workdir.parent)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+    if workdir.is_dir():
+        inplace.recover(workdir)
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Holds SIGINT/SIGTERM back for a few renames, then delivers them to the usual handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -144,9 +258,23 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(s)
 
 
+def finish_marker(staging: Path, reason: str | None) -> dict:
+    """The staging marker, final: its status and the entries the run wrote (what it will own)."""
+    marker = read_marker(staging) or new_marker()
+    marker["status"] = "failed" if reason else "complete"
+    if reason:
+        marker["reason"] = reason
+    marker["finished"] = time.time()
+    marker["entries"] = sorted(p.name for p in staging.iterdir() if p.name != MARKER)
+    write_marker(staging, marker)
+    return marker
+
+
 def swap(staging: Path, workdir: Path) -> None:
     """Moves the complete `staging` folder to `workdir`, deleting the previous run."""
-    with _signals_held():
+    with signals_held():
+        if workdir.is_dir() and not any(workdir.iterdir()):
+            os.rmdir(workdir)  # an empty folder: nothing to keep, so no previous to rename
         if workdir.exists():
             previous = workdir.with_name(f"{workdir.name}{PREVIOUS}{os.getpid()}")
             os.rename(workdir, previous)
@@ -159,26 +287,52 @@ def swap(staging: Path, workdir: Path) -> None:
 
 
 def kept(workdir: str | Path) -> str:
-    """One clause saying what an interrupted run leaves in `workdir`."""
+    """One clause saying what an interrupted or failed run leaves in `workdir`."""
     workdir = Path(workdir)
-    if workdir.is_dir() and (workdir / "manifest.json").is_file():
+    status = holds_result(workdir)
+    if status == "complete":
         return f"{workdir} still holds the previous complete run; the partial new run was removed"
+    if status == "failed":
+        return f"{workdir} still holds the previous (failed) run; the partial new run was removed"
     return f"nothing was kept: the partial run was removed and {workdir} is unchanged"
 
 
 @contextlib.contextmanager
-def staged(workdir: str | Path) -> Iterator[Path]:
-    """Yields a fresh staging folder; on success it replaces `workdir`, on failure it is deleted."""
+def staged(
+    workdir: str | Path,
+    inputs: Iterable = (),
+    failed: Callable[[Path], str | None] | None = None,
+) -> Iterator[Path]:
+    """Yields a fresh, marked staging folder; it replaces `workdir` only after complete success.
+
+    `inputs`: every path the run reads (model, data, labels...): a workdir holding one is refused
+    before any work. `failed(staging)`: called once the body returned; a reason string means the
+    run completed but failed, and it then replaces only a workdir without a successful result
+    (otherwise the previous result stays and a UserError says why).
+    """
+    from edgequant import inplace
+
     target = check_target(workdir)
-    staging = target.with_name(f"{target.name}{STAGING}{os.getpid()}")
+    check_inputs(target, inputs)
+    in_place = inplace.needed(target)
+    recover(target)
+    if target.is_dir():
+        _refuse_foreign(target, inplace.own_folders(target) if in_place else ())
+    staging = inplace.staging_path(target) if in_place else staging_path(target)
     try:
-        recover(target)
         try:
             staging.mkdir(parents=True)
         except OSError as e:  # read-only, permission, full disk: name the workdir the user gave
             raise OSError(e.errno, e.strerror, str(target)) from None
-        atomic.write_json(staging / MARKER, {"pid": os.getpid(), "started": time.time()})
+        write_marker(staging, new_marker() | {"status": "running"})
         yield staging
+        reason = failed(staging) if failed else None
+        if reason and holds_result(target) == "complete":
+            raise UserError(
+                f"this run failed ({reason}); {target} still holds the previous complete run, "
+                "unchanged (choose a new --out_dir to keep the failed run's report)"
+            )
+        finish_marker(staging, reason)
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
@@ -189,7 +343,14 @@ def staged(workdir: str | Path) -> Iterator[Path]:
             if final != e.filename:
                 raise OSError(e.errno, e.strerror, final) from e
         raise
-    swap(staging, target)
+    if in_place:
+        inplace.commit(staging, target)
+    else:
+        swap(staging, target)
+
+
+def staging_path(workdir: Path) -> Path:
+    return workdir.with_name(f"{workdir.name}{STAGING}{os.getpid()}")
 
 
 def relocate(obj, staging: str | Path, workdir: str | Path):
@@ -215,8 +376,7 @@ def verify(workdir: str | Path) -> list[str]:
     manifest does not list sits in the folder (a stale file of an older run), and that no
     staging or half-swapped folder of a dead run is left beside it.
     """
-    import json
-
+    from edgequant import inplace
     from edgequant.bench import device_runner
     from edgequant.report import manifest
 
@@ -233,10 +393,13 @@ def verify(workdir: str | Path) -> list[str]:
         elif device_runner.sha256_file(path) != digest:
             problems.append(f"{name}: sha256 does not match the manifest")
     present = manifest.build_artifacts(workdir)
+    leftovers = [Path(p) for p in inplace.own_folders(workdir)]
     for name in sorted(set(present) - set(listed)):
-        problems.append(f"{name}: in the folder but not in the manifest (stale)")
+        if not any(Path(name).is_relative_to(p) for p in leftovers):
+            problems.append(f"{name}: in the folder but not in the manifest (stale)")
     for kind in (STAGING, PREVIOUS):
         for pid, path in _siblings(Path(os.path.abspath(workdir)), kind):
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 problems.append(f"{path.name}: left by a dead run")
+    problems += [f"{name}: left by a dead run" for name in inplace.dead_folders(workdir)]
     return problems

@@ -13,12 +13,12 @@ cannot load a Keras 3 file, and TFLiteConverter.from_keras_model does not take a
 from __future__ import annotations
 
 import dataclasses
-import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from edgequant import modelfile
 from edgequant.errors import UserError
 from edgequant.tensors import TensorInfo
 
@@ -43,11 +43,7 @@ def detect_format(path: str | Path) -> str:
     if head == _HDF5_MAGIC:
         return "h5"
     if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as z:
-                meta = json.loads(z.read("metadata.json"))
-        except (KeyError, ValueError, zipfile.BadZipFile):
-            raise UserError(f"{path} is a zip file but not a Keras model archive") from None
+        meta = modelfile.read_metadata(path)  # member sizes checked before anything inflates
         major = str(meta.get("keras_version", "")).split(".")[0]
         return "keras3" if major == "3" else "tf_keras"
     raise UserError(
@@ -273,24 +269,29 @@ def _load_tflite(path: Path, signature: str) -> UserModel:
     return UserModel(str(path), "tflite", m.inputs, m.outputs, m.signature)
 
 
-def load(path: str | Path, signature: str = "serving_default") -> UserModel:
-    """Loads any supported model; the format comes from the content (see module docstring)."""
+def load(
+    path: str | Path, signature: str = "serving_default", trust_code: bool = False
+) -> UserModel:
+    """Loads any supported model; the format comes from the content (see module docstring).
+
+    Safe by default (edgequant/modelfile.py): a Keras file whose loading would run code it
+    carries (a Lambda layer) is refused unless `trust_code`, and archive sizes are capped.
+    """
     path = Path(path).expanduser()
     fmt = detect_format(path)
     if fmt == "saved_model":
+        modelfile.check_saved_model(path)
         return _load_saved_model(path, signature)
     if fmt == "tflite":
         return _load_tflite(path, signature)
-    try:
-        if fmt == "keras3":
-            import keras
+    return from_keras(load_keras(path, trust_code), str(path), fmt)
 
-            model = keras.models.load_model(path, compile=False)
-        else:
-            import tf_keras
 
-            model = tf_keras.models.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {fmt} model {path}: {first}") from None
-    return from_keras(model, str(path), fmt)
+def load_keras(path: str | Path, trust_code: bool = False):
+    """The raw Keras model of a .keras/.h5 file (either flavour, detected from the content),
+    loaded safely: what tools that rewrite the Keras graph (edgetpu/repair.py) start from."""
+    path = Path(path).expanduser()
+    fmt = detect_format(path)
+    if fmt not in ("keras3", "tf_keras", "h5"):
+        raise UserError(f"{path} is a {fmt} model, not a Keras .keras/.h5 file")
+    return modelfile.load_keras(path, fmt, trust_code)

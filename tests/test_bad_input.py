@@ -124,6 +124,7 @@ def test_recover_finishes_a_swap_killed_between_its_two_renames(tmp_path):
     (tmp_path / f"run.previous-{pid}").mkdir()
     (tmp_path / f"run.staging-{pid}").mkdir()
     (tmp_path / f"run.staging-{pid}" / "manifest.json").write_text("{}")
+    rundir.finish_marker(tmp_path / f"run.staging-{pid}", None)  # what swap() starts from
     rundir.recover(tmp_path / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert (tmp_path / "run" / "manifest.json").is_file()  # the complete new run
@@ -133,6 +134,7 @@ def test_recover_restores_the_previous_run_and_drops_dead_staging(tmp_path):
     pid = _dead_pid()
     (tmp_path / f"run.previous-{pid}").mkdir()
     (tmp_path / f"run.previous-{pid}" / "manifest.json").write_text("{}")
+    rundir.finish_marker(tmp_path / f"run.previous-{pid}", None)  # the run it was
     rundir.recover(tmp_path / "run")
     assert (tmp_path / "run" / "manifest.json").is_file()
     (tmp_path / f"run.staging-{_dead_pid()}").mkdir()

@@ -54,6 +54,7 @@ _REMOTE_PY = flags.DEFINE_string(
     "remote_python", None, "Python on the device (overrides the inventory)."
 )
 _SSH_CONFIG = flags.DEFINE_string("ssh_config", None, "ssh config file handed to ssh as -F.")
+_TRUST = cli.define_trust_flag()
 flags.mark_flags_as_required(["model", "out_dir"])
 cli.define_verbose_flag()
 
@@ -76,6 +77,7 @@ _SHORTHANDS = (
     (_INVENTORY, "bench.inventory"),
     (_REMOTE_PY, "bench.remote_python"),
     (_SSH_CONFIG, "bench.ssh_config"),
+    (_TRUST, "model.trust_code"),
 )
 
 

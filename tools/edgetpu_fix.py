@@ -26,6 +26,7 @@ _CALIB = flags.DEFINE_string(
     "(default: 32 synthetic standard-normal samples).",
 )
 _JSON = flags.DEFINE_bool("json", False, "Print the result as JSON.")
+_TRUST = cli.define_trust_flag()
 flags.mark_flags_as_required(["model", "out"])
 cli.define_verbose_flag()
 
@@ -45,7 +46,9 @@ def main(argv):
             raise ValueError(f"cannot read --calibration {_CALIB.value}: {e}") from None
         if not isinstance(samples, np.ndarray):  # an .npz archive: no input order to map it by
             raise ValueError(f"--calibration {_CALIB.value} must be one .npy array (N, ...)")
-    result = repair.repair_file(_MODEL.value, _OUT.value, samples, _APPROX.value)
+    result = repair.repair_file(
+        _MODEL.value, _OUT.value, samples, _APPROX.value, trust_code=bool(_TRUST.value)
+    )
     if _JSON.value:
         print(json.dumps(result.to_dict(), indent=1))
     else:

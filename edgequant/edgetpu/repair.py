@@ -226,11 +226,17 @@ def repair_file(
     out: str | Path,
     calibration_samples: list[np.ndarray] | np.ndarray | None = None,
     approximate: bool = False,
+    trust_code: bool = False,
 ) -> RepairResult:
-    """repair() on a saved model; writes the result in the input's format and Keras flavour."""
+    """repair() on a saved model; writes the result in the input's format and Keras flavour.
+
+    The model is loaded safely (usermodel.load_keras): a Lambda layer's code runs only with
+    `trust_code`."""
+    from edgequant import usermodel
+
     path, out = Path(path), Path(out)
     if out.suffix != path.suffix:
         raise ValueError(f"output {out} must keep the input's format ({path.suffix})")
-    result = repair(keras_graph.load(path), calibration_samples, approximate)
+    result = repair(usermodel.load_keras(path, trust_code), calibration_samples, approximate)
     keras_graph.save(result.model, out)
     return result

@@ -105,7 +105,9 @@ def quantize_model(config, recipe_name: str, out_dir: str | Path) -> Path:
     """One converter recipe applied to the user's model, calibrated on config.data.path."""
     recipe = recipes.get(recipe_name, config.quantize.weights, config.quantize.calibration_size)
     validate(config, needs_data=recipe.needs_calibration)
-    model = usermodel.load(config.model.path, config.model.signature)
+    model = usermodel.load(
+        config.model.path, config.model.signature, config.model.get("trust_code", False)
+    )
     samples = None
     spec = None
     if recipe.needs_calibration:
@@ -141,7 +143,9 @@ def prepare(config, out_dir: str | Path) -> Study:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out_dir {out_dir} is a file")
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = usermodel.load(config.model.path, config.model.signature)
+    model = usermodel.load(
+        config.model.path, config.model.signature, config.model.get("trust_code", False)
+    )
     if model.format == "tflite" and config.target == "edgetpu":
         raise UserError(
             "a float .tflite can only go through the AI Edge Quantizer, which keeps float I/O; "

@@ -36,8 +36,27 @@ def run(config, out_dir: str | Path) -> dict:
     (edgequant/rundir.py): an interrupted deployment never leaves a half bundle.
     """
     validate(config)
-    with rundir.staged(out_dir) as staging:
+    with rundir.staged(out_dir, inputs=inputs(config), failed=unusable) as staging:
         return execute(prepare(config, staging), Path(out_dir))
+
+
+def inputs(config) -> tuple[str, ...]:
+    """The user's files a run reads: the output folder may never hold or replace them."""
+    d = config.data
+    return tuple(
+        p
+        for p in (config.model.path, d.path, d.eval_path, d.labels, config.recovery.train_data)
+        if p
+    )
+
+
+def unusable(staging: Path) -> str | None:
+    """Why a finished bundle must not replace a previous good one (rundir's `failed`): a
+    bundle with no recommended variant is a failed deployment, kept only where nothing is lost."""
+    import json
+
+    result = json.loads((staging / "deploy.json").read_text())
+    return None if result.get("recommended") else "no variant meets the budget"
 
 
 def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:

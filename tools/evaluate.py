@@ -1,8 +1,12 @@
 """Top-1, top-5 and per-class accuracy of any model (.tflite, .keras, .h5, SavedModel) on
 labelled data.
 
-  python tools/evaluate.py --model=bundle/uint8.tflite --data=images/ --input_range=0,1
+  python tools/evaluate.py --model=bundle/uint8.tflite --data=images/
+  python tools/evaluate.py --model=my_model.keras --data=images/ --input_range=0,1
   python tools/evaluate.py --model=runs/mnist/uint8.tflite --dataset=mnist [--data_dir=DIR]
+A bundle's .tflite carries its preprocessing (embedded when it was written): images are fed by
+that spec, and a flag that contradicts it is an error naming both values. Other models need the
+value mapping (--input_range or --mean/--std) unless they start with their own Rescaling.
 `--dataset=mnist` is the worked example's test split (a --data_dir holding only the two t10k
 files evaluates on those images); its preprocessing is the study's own (grayscale, 0..1).
 """
@@ -37,10 +41,9 @@ cli.define_verbose_flag()
 
 def main(argv):
     import json
-    from pathlib import Path
 
-    from edgequant import deployment, usermodel
-    from edgequant.data import sources
+    from edgequant import atomic, deployment, usermodel
+    from edgequant.data import preprocess, sources
     from edgequant.errors import UserError
 
     config = _CONFIG.value
@@ -62,8 +65,9 @@ def main(argv):
     if _DATA.value:
         split = sources.everything(deployment.open_data(config, model, _DATA.value), "data")
     elif raw is not None:
-        if not config.preprocess.input_range and not config.preprocess.mean:
-            config.preprocess.input_range = "0,1"  # the MNIST study's own preprocessing
+        p = config.preprocess
+        if not (p.input_range or p.mean or p.std or preprocess.embedded_in(model)):
+            p.input_range = "0,1"  # the MNIST study's own preprocessing
         resolve = deployment.preprocessing_resolver(config, model)
         parts = sources.open_mnist(raw, model.inputs, resolve())
         if "test" not in parts:
@@ -78,7 +82,7 @@ def main(argv):
         f"{result['n']} samples from {split.source.description}"
     )
     if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(out, indent=1))
+        atomic.write_text(_OUT.value, json.dumps(out, indent=1))
     return 0
 
 

@@ -206,6 +206,9 @@ def main(argv):
     ):
         if not ok:
             raise ValueError(f"--{flag.name}={flag.value}: expected {rule}")
+    for flag in (_OUT, _PLOT, _HISTORY_PLOT, _STORE):
+        if flag.value and Path(flag.value).is_dir():
+            raise ValueError(f"--{flag.name}={flag.value} is a folder: give a file path")
     if _INVENTORY.value:
         inventory.locate(_INVENTORY.value)  # a missing file is an error even before it is used
     settings = remote.Settings(
@@ -220,6 +223,8 @@ def main(argv):
         seed=_SEED.value,
         parity_lsb=None if _PARITY.value < 0 else _PARITY.value,
     )
+    if _REFERENCE.value:
+        compare.read_reference(_REFERENCE.value)  # a bad reference fails before measuring
     for m in _MODELS.value:
         if not Path(m).is_file():
             raise FileNotFoundError(f"model not found: {m}")

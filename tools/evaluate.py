@@ -41,6 +41,7 @@ cli.define_verbose_flag()
 
 def main(argv):
     import json
+    from pathlib import Path
 
     from edgequant import atomic, deployment, usermodel
     from edgequant.data import preprocess, sources
@@ -56,6 +57,11 @@ def main(argv):
             (_BATCH, "evaluate.batch_size"),
         ),
     )
+    batch = config.evaluate.batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UserError(f"--batch_size={batch}: expected a number of samples per invoke >= 1")
+    if _OUT.value and Path(_OUT.value).is_dir():
+        raise UserError(f"--output_json={_OUT.value} is a folder: give a file path")
     raw = None
     if not _DATA.value and (_DATASET.value == "mnist" or _DATA_DIR.value):
         from edgequant.data import mnist
@@ -82,6 +88,7 @@ def main(argv):
         f"{result['n']} samples from {split.source.description}"
     )
     if _OUT.value:
+        Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(_OUT.value, json.dumps(out, indent=1))
     return 0
 

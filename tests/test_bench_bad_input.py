@@ -157,6 +157,7 @@ DEVICE_CASES = [
 ]
 
 
+@pytest.mark.slow  # ssh round trips and, for a refused port, the fleet's retries with backoff
 @pytest.mark.parametrize(
     "name,runtime,where,python,why", DEVICE_CASES, ids=[c[0] for c in DEVICE_CASES]
 )
@@ -176,6 +177,7 @@ def test_a_refusing_device_is_one_line_naming_it(
     assert_one_line_error(proc, device, why)
 
 
+@pytest.mark.slow
 def test_runtime_all_measures_the_devices_that_answer_and_names_the_one_that_refuses(
     server, tmp_path
 ):

@@ -1,12 +1,13 @@
 """Throughput of evaluating an image folder through edgequant vs a bare tf.data + LiteRT loop.
 
-  python benchmarks/folder_eval.py --model=bundle/uint8.tflite --folder=images/ \
-      --input_range=0,1 [--output_json=F]
+  python benchmarks/folder_eval.py --model=bundle/uint8.tflite --folder=images/ [--output_json=F]
 
 Both sides decode the same PNG/JPEG files with tf.data and invoke the same model with the same
 batch; the bare loop does nothing else (no quantization helpers, no metrics, no labels
 bookkeeping), so the ratio is edgequant's own overhead. Peak RSS is reported for the whole
 process: the folder streams, so it is bounded by the batch, not by the number of images.
+The images are fed by the preprocessing embedded in the model (a bundle's models carry it); a
+model without one needs --input_range or --mean/--std: the pixel range is never guessed.
 """
 
 from edgequant import cli, workspace
@@ -17,7 +18,11 @@ from absl import flags  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", None, "A .tflite classifier.")
 _FOLDER = flags.DEFINE_string("folder", None, "Image folder (class subfolders).")
-_RANGE = flags.DEFINE_string("input_range", "0,1", "Pixel 0..255 -> LO,HI.")
+_RANGE = flags.DEFINE_string(
+    "input_range", None, "Pixel 0..255 -> LO,HI (default: the model's embedded preprocessing)."
+)
+_MEAN = flags.DEFINE_string("mean", None, "Per-channel mean in pixel units (or --input_range).")
+_STD = flags.DEFINE_string("std", None, "Per-channel std in pixel units (with --mean).")
 _LABELS = flags.DEFINE_string("labels", None, "labels.txt in the model's class order.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per invoke, both sides.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating runs of each side; the best counts.")
@@ -92,9 +97,17 @@ def main(argv):
     from edgequant.data import preprocess, sources
 
     model = usermodel.load(_MODEL.value)
-    (inp,) = model.inputs
+    if len(model.inputs) != 1:
+        raise cli.UserError(
+            f"an image folder feeds a one-input model; {_MODEL.value} has {len(model.inputs)}"
+        )
     spec = preprocess.resolve(
-        inp.sample_shape, False, input_range=preprocess.parse_floats(_RANGE.value, "input_range")
+        model.inputs[0].sample_shape,
+        model.normalizes_input(),
+        input_range=preprocess.parse_floats(_RANGE.value, "input_range"),
+        mean=preprocess.parse_floats(_MEAN.value, "mean"),
+        std=preprocess.parse_floats(_STD.value, "std"),
+        embedded=preprocess.embedded_in(model),
     )
     names = sources.read_class_names(_LABELS.value) if _LABELS.value else None
     src = sources.open_source(_FOLDER.value, model.inputs, lambda: spec, class_names=names)

@@ -13,6 +13,9 @@ Exit status: 0 all succeeded, 1 some failed (error, output parity over its bound
 mismatch), 2 bad input, 3 a latency regression in the history.
 """
 
+import sys
+from pathlib import Path
+
 from edgequant import cli
 
 cli.quiet_tensorflow()
@@ -98,16 +101,28 @@ def _print_progress(r: dict) -> None:
     print(f"{r['device']}: {r['model']}: {done}", flush=True)
 
 
-def _device_runtimes(devices, timeout: float) -> dict[str, list]:
-    """{runtime: [devices that have it]} from each device's own Python (--runtime=all)."""
+def _device_runtimes(devices, timeout: float) -> tuple[dict[str, list], list[dict]]:
+    """({runtime: [devices that have it]}, error records of the devices that could not say)
+    from each device's own Python (--runtime=all). Every device is asked, even after one
+    refuses; when none can answer, that is the whole story: one line naming each and why."""
     from edgequant.bench import remote
-    from edgequant.bench.ssh import Transport
+    from edgequant.bench.ssh import RemoteError, Transport, TransportError
 
     by_runtime: dict[str, list] = {}
+    failed: list[dict] = []
     for d in devices:
         t = Transport(d.destination, _SSH_CONFIG.value, accept_new=_ACCEPT_NEW.value)
         try:
             probed = remote.probe(d, t, timeout)
+        except (TransportError, RemoteError) as e:
+            why = str(e).removeprefix(f"{d.name}: ")
+            kind = "transport" if isinstance(e, TransportError) else "remote"
+            failed += [
+                {"device": d.name, "model": Path(m).name, "kind": kind, "error": why}
+                for m in _MODELS.value
+            ]
+            print(f"{d.name}: cannot list its runtimes: {why}", flush=True)
+            continue
         finally:
             t.close()
         found = probed["runtimes"]
@@ -118,7 +133,19 @@ def _device_runtimes(devices, timeout: float) -> dict[str, list]:
         )
         for name in found:
             by_runtime.setdefault(name, []).append(d)
-    return by_runtime
+    if not by_runtime and failed:
+        reasons = {r["device"]: r["error"] for r in failed}
+        raise cli.UserError(
+            "--runtime=all: no device could list its runtimes: "
+            + "; ".join(f"{_named(devices, name)}: {why}" for name, why in reasons.items())
+        )
+    return by_runtime, failed
+
+
+def _named(devices, name: str) -> str:
+    """A device's name, and where it is when the name does not say (an inventory alias)."""
+    where = next(str(d.destination) for d in devices if d.name == name)
+    return name if where == name else f"{name} ({where})"
 
 
 def _measure(settings, store_path):
@@ -130,11 +157,12 @@ def _measure(settings, store_path):
     if _DEVICES.value:
         inv = inventory.DEFAULT if _INVENTORY.value is None else _INVENTORY.value
         devices = [inventory.resolve(d, inv, _REMOTE_PY.value) for d in _DEVICES.value]
+        records = []
         if settings.runtime == "all":
-            jobs = list(_device_runtimes(devices, _TIMEOUT.value).items())
+            by_runtime, records = _device_runtimes(devices, _TIMEOUT.value)
+            jobs = list(by_runtime.items())
         else:
             jobs = [(settings.runtime, devices)]
-        records = []
         for runtime, devs in jobs:
             records += fleet.run_fleet(
                 _MODELS.value,
@@ -165,12 +193,22 @@ def _measure(settings, store_path):
 
 def main(argv):
     import json
-    from pathlib import Path
 
+    from edgequant import atomic
     from edgequant.bench import compare, history, inventory, remote
 
     if not _MODELS.value and not _HISTORY.value:
         raise ValueError("give --model=M.tflite[,...] to measure, or --history=DIR to check")
+    for flag, ok, rule in (
+        (_TIMEOUT, _TIMEOUT.value > 0, "a number of seconds > 0"),
+        (_TOLERANCE, 0 <= _TOLERANCE.value < float("inf"), "a fraction >= 0, e.g. 0.1"),
+        (_PARALLEL, _PARALLEL.value is None or _PARALLEL.value >= 1, "at least 1"),
+    ):
+        if not ok:
+            raise ValueError(f"--{flag.name}={flag.value}: expected {rule}")
+    for flag in (_OUT, _PLOT, _HISTORY_PLOT, _STORE):
+        if flag.value and Path(flag.value).is_dir():
+            raise ValueError(f"--{flag.name}={flag.value} is a folder: give a file path")
     if _INVENTORY.value:
         inventory.locate(_INVENTORY.value)  # a missing file is an error even before it is used
     settings = remote.Settings(
@@ -185,6 +223,8 @@ def main(argv):
         seed=_SEED.value,
         parity_lsb=None if _PARITY.value < 0 else _PARITY.value,
     )
+    if _REFERENCE.value:
+        compare.read_reference(_REFERENCE.value)  # a bad reference fails before measuring
     for m in _MODELS.value:
         if not Path(m).is_file():
             raise FileNotFoundError(f"model not found: {m}")
@@ -196,7 +236,10 @@ def main(argv):
         else "runs/bench/results.jsonl"
     )
     records = _measure(settings, store_path) if _MODELS.value else []
-    failed = any("error" in r for r in records)
+    errors = [r for r in records if "error" in r]
+    failed = bool(errors) or any(
+        r.get("latency_ms") is not None and not compare.is_latency(r) for r in records
+    )
     if records:
         print(compare.table(records))
     if settings.runtime == "all" and records:
@@ -221,11 +264,22 @@ def main(argv):
                 f"reference {v['device']} {v['model']}: {v['p50_ms']:.3f} ms vs {v['reference_ms']:.3f} ms: {mark}"
             )
     if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(records, indent=1))
+        atomic.write_text(_OUT.value, json.dumps(records, indent=1))
     if _PLOT.value:
         compare.plot(records, _PLOT.value)
+    if errors:  # the table has every error; one line says the run did not fully succeed
+        first = errors[0]
+        device = first.get("device", "host")
+        print(
+            f"error: {len(errors)} of {len(records)} benchmarks failed; first: "
+            f"{device}: {first.get('model', '?')}: {first['error'].removeprefix(device + ': ')}",
+            file=sys.stderr,
+        )
     if _HISTORY.value:
-        past, emulated = history.load(_HISTORY.value)
+        loaded = history.read(_HISTORY.value)
+        for where in loaded.torn:
+            print(f"warning: {where}: a record cut short by a crash mid-write, skipped")
+        past, emulated = loaded.records, loaded.emulated
         verdicts = history.detect(past)
         print(
             f"history {_HISTORY.value}: {len(past)} runs in {len(verdicts)} series"

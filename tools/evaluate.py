@@ -1,10 +1,14 @@
 """Top-1, top-5 and per-class accuracy of any model (.tflite, .keras, .h5, SavedModel) on
 labelled data.
 
-  python tools/evaluate.py --model=bundle/uint8.tflite --data=images/ --input_range=0,1
+  python tools/evaluate.py --model=bundle/uint8.tflite --data=images/
+  python tools/evaluate.py --model=my_model.keras --data=images/ --input_range=0,1
   python tools/evaluate.py --model=runs/mnist/uint8.tflite --dataset=mnist [--data_dir=DIR]
 `--dataset=NAME` is a named training dataset's test split (edgequant.datasets; a --data_dir
 holding only the two t10k files evaluates on those images), preprocessed as the study does.
+A bundle's .tflite carries its preprocessing (embedded when it was written): images are fed by
+that spec, and a flag that contradicts it is an error naming both values. Other models need the
+value mapping (--input_range or --mean/--std) unless they start with their own Rescaling.
 """
 
 from edgequant import cli
@@ -41,7 +45,7 @@ def main(argv):
     import json
     from pathlib import Path
 
-    from edgequant import datasets, usermodel
+    from edgequant import atomic, datasets, usermodel
     from edgequant.data import sources
     from edgequant.errors import UserError
     from edgequant.flow import prepare
@@ -56,6 +60,11 @@ def main(argv):
             (_BATCH, "evaluate.batch_size"),
         ),
     )
+    batch = config.evaluate.batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UserError(f"--batch_size={batch}: expected a number of samples per invoke >= 1")
+    if _OUT.value and Path(_OUT.value).is_dir():
+        raise UserError(f"--output_json={_OUT.value} is a folder: give a file path")
     name = _DATASET.value or ("mnist" if _DATA_DIR.value and not _DATA.value else None)
     stored = None
     if not _DATA.value and name:
@@ -87,7 +96,8 @@ def main(argv):
         f"{result['n']} samples from {split.source.description}"
     )
     if _OUT.value:
-        Path(_OUT.value).write_text(json.dumps(out, indent=1))
+        Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(_OUT.value, json.dumps(out, indent=1))
     return 0
 
 

@@ -11,17 +11,26 @@ shows its label instead of a number, so an emulator's timing is never read as a 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 
 def is_latency(record: dict) -> bool:
-    """A successful measurement on real hardware (not an error, not an emulator's timing)."""
-    return "error" not in record and bool(record.get("latency_ms"))
+    """A successful measurement on real hardware (not an error, not an emulator's timing, not
+    a run that measured nothing: p50 nan from zero invokes is no latency)."""
+    stats = record.get("latency_ms")
+    if "error" in record or not isinstance(stats, dict):
+        return False
+    p50 = stats.get("p50")
+    return isinstance(p50, int | float) and math.isfinite(p50) and stats.get("n", 1) > 0
 
 
 def status(record: dict) -> str:
     """ok, or what makes the number suspect: emulation, output parity, oversubscribed threads."""
     notes = []
+    stats = record.get("latency_ms")
+    if isinstance(stats, dict) and not is_latency(record):
+        notes.append(f"NO LATENCY ({stats.get('n', 0)} measured invokes)")
     if record.get("emulated"):
         notes.append(record["emulated"].get("label", "emulated"))
     parity = record.get("parity")
@@ -101,10 +110,7 @@ def check_reference(
     records: list[dict], reference_csv: str | Path, tolerance: float = 0.1
 ) -> list[dict]:
     """One verdict per measured (model, device) that has a reference row."""
-    refs = {}
-    with open(reference_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            refs[(row["model"], row["device"])] = float(row["p50_ms"])
+    refs = read_reference(reference_csv)
     out = []
     for r in records:
         ref = refs.get((r.get("model"), r.get("device", "host")))
@@ -122,6 +128,31 @@ def check_reference(
             }
         )
     return out
+
+
+def read_reference(path: str | Path) -> dict[tuple[str, str], float]:
+    """{(model, device): p50 ms} of a reference CSV; a bad row is an error naming its line."""
+    refs = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"model", "device", "p50_ms"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(
+                f"{path}: reference CSV needs the columns model,device,p50_ms; "
+                f"missing {', '.join(sorted(missing))}"
+            )
+        for row in reader:
+            try:
+                p50 = float(row["p50_ms"])
+            except (TypeError, ValueError):
+                p50 = float("nan")
+            if not math.isfinite(p50) or p50 <= 0:
+                raise ValueError(
+                    f"{path} line {reader.line_num}: p50_ms must be a positive number of "
+                    f"milliseconds, got {row['p50_ms']!r}"
+                )
+            refs[(row["model"], row["device"])] = p50
+    return refs
 
 
 def plot(records: list[dict], path: str | Path) -> Path:

@@ -271,15 +271,106 @@ def preprocess_image(image, spec):
     return (x * scale.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
 
 
-def run_image(model_path, image_path, spec_path, runtime="auto", num_threads=None):
+PREPROCESSING_METADATA = "edgequant.preprocessing"  # preprocess.METADATA_NAME on the host
+SPEC_KEYS = ("size", "color", "fit", "method", "input_range", "mean", "std")
+
+
+def embedded_preprocessing(model_path):
+    """The preprocessing spec (a dict) embedded in a .tflite's metadata, or None.
+
+    A minimal flatbuffer walk with the standard library (a board has no TensorFlow): the root
+    Model's `metadata` (field 6) names a buffer in `buffers` (field 4) whose bytes are the
+    spec's JSON (tensorflow/compiler/mlir/lite/schema/schema.fbs). The host reads the same
+    entry through TF's generated schema (data/preprocess.read_embedded); a test pins both equal.
+    """
+    import struct
+
+    with open(model_path, "rb") as f:
+        buf = f.read()
+
+    def u32(pos):
+        return struct.unpack_from("<I", buf, pos)[0]
+
+    def field(table, index):  # absolute position of a table field, or None when absent
+        vtable = table - struct.unpack_from("<i", buf, table)[0]
+        if 4 + 2 * index >= struct.unpack_from("<H", buf, vtable)[0]:
+            return None
+        offset = struct.unpack_from("<H", buf, vtable + 4 + 2 * index)[0]
+        return table + offset if offset else None
+
+    def vector(pos):  # (first element, length) of the vector a field points at
+        start = pos + u32(pos)
+        return start + 4, u32(start)
+
+    def element(start, i):  # the table at index i of a vector of tables
+        return start + 4 * i + u32(start + 4 * i)
+
+    try:
+        if buf[4:8] != b"TFL3":
+            raise ValueError("no TFL3 identifier")
+        root = u32(0)
+        meta = field(root, 6)
+        for i in range(vector(meta)[1] if meta else 0):
+            entry = element(vector(meta)[0], i)
+            name = field(entry, 0)
+            start, length = vector(name) if name else (0, 0)
+            if buf[start : start + length] != PREPROCESSING_METADATA.encode():
+                continue
+            index = field(entry, 1)
+            buffer = element(vector(field(root, 4))[0], u32(index) if index else 0)
+            data = field(buffer, 0)
+            start, length = vector(data) if data else (0, 0)
+            return json.loads(buf[start : start + length].decode())
+    except (struct.error, TypeError, ValueError, UnicodeDecodeError) as e:
+        raise RunnerError("cannot read the preprocessing in %s: %s" % (model_path, e)) from None
+    return None
+
+
+def image_spec(model_path, spec_path=None):
+    """The spec that feeds an image to this model: the one embedded in it, else the bundle's
+    preprocessing.json; both given and different is an error naming the values that differ."""
+    embedded = embedded_preprocessing(model_path)
+    given = None
+    if spec_path:
+        try:
+            with open(spec_path) as f:
+                given = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunnerError("cannot read --preprocessing %s: %s" % (spec_path, e)) from None
+    if embedded is None and given is None:
+        raise RunnerError(
+            "%s carries no preprocessing: pass --preprocessing=preprocessing.json" % model_path
+        )
+    if embedded is not None and given is not None:
+        differ = [k for k in SPEC_KEYS if given.get(k) != embedded.get(k)]
+        if differ:
+            raise RunnerError(
+                "--preprocessing %s contradicts the model's embedded preprocessing: %s"
+                % (
+                    spec_path,
+                    "; ".join("%s %s vs %s" % (k, given.get(k), embedded.get(k)) for k in differ),
+                )
+            )
+    return embedded if embedded is not None else given
+
+
+def run_image(model_path, image_path, spec_path=None, runtime="auto", num_threads=None):
     """One real image (a .npy of uint8 pixels) through the model: outputs and top-5 indices."""
-    with open(spec_path) as f:
-        spec = json.load(f)
+    spec = image_spec(model_path, spec_path)
+    try:
+        image = np.load(image_path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise RunnerError("cannot read image %s: %s" % (image_path, e)) from None
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 3)):
+        raise RunnerError(
+            "image %s has shape %s: expected [H, W] or [H, W, 1 or 3] pixels"
+            % (image_path, list(image.shape))
+        )
     interpreter, info = make_interpreter(model_path, runtime, num_threads)
     inputs = interpreter.get_input_details()
     if len(inputs) != 1:
         raise RunnerError("an image feeds a one-input model; this one has %d inputs" % len(inputs))
-    x = preprocess_image(np.load(image_path), spec)[None]
+    x = preprocess_image(image, spec)[None]
     detail = inputs[0]
     scale, zero_point = detail["quantization"]
     if np.issubdtype(detail["dtype"], np.integer) and scale:
@@ -758,7 +849,11 @@ def make_parser():
     parser.add_argument(
         "--image", default=None, help="a .npy of uint8 pixels to classify instead of benchmarking"
     )
-    parser.add_argument("--preprocessing", default=None, help="the bundle's preprocessing.json")
+    parser.add_argument(
+        "--preprocessing",
+        default=None,
+        help="the bundle's preprocessing.json (default: the spec embedded in the model)",
+    )
     parser.add_argument(
         "--postprocess", default=None, help="a float .tflite run on the body's outputs (by name)"
     )
@@ -785,8 +880,6 @@ def main(argv=None):
     if not args.model:
         parser.error("a model is required")
     if args.image:
-        if not args.preprocessing:
-            parser.error("--image needs --preprocessing=preprocessing.json")
         try:
             print(
                 json.dumps(

@@ -27,18 +27,23 @@ coarse timer) from alarming on a meaningless 0.1% step. A series needs MIN_HISTO
 points before it can alarm, and only the last WINDOW of them count (old boards, old baselines).
 
 Emulated records (no `latency_ms`) and errors are not latencies and never enter a series.
+A record whose fields the detector reads are missing or of the wrong type (a hand edit, another
+tool's JSONL) is an error naming its file and line, never a traceback and never a silent skip;
+records cut short by a crash are skipped and named (`History.torn`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
 from edgequant.bench import compare
 from edgequant.bench.store import ResultsStore
+from edgequant.errors import UserError
 
 K = 4.0
 FLOOR = 0.02
@@ -82,21 +87,77 @@ def series_key(record: dict) -> tuple:
     )
 
 
-def load(directory: str | Path) -> tuple[list[dict], int]:
-    """(latency records in time order, number of emulated records left out) from every *.jsonl
-    under directory. Records without a timestamp (older runs) keep their file order, first."""
+@dataclasses.dataclass(frozen=True)
+class History:
+    records: list[dict]  # latency records in time order
+    emulated: int  # emulated records left out (not latencies)
+    torn: list[str]  # "FILE line N" of each record cut by a crash (skipped)
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_record(r: dict, where: str) -> None:
+    """Refuses a record whose fields the detector reads are missing or of the wrong type."""
+
+    def bad(what: str) -> UserError:
+        return UserError(f"{where}: not a latency record: {what}")
+
+    if "error" in r:
+        return
+    if "latency_ms" not in r:
+        raise bad("it has neither latency_ms nor error")
+    stats = r["latency_ms"]
+    if stats is None:
+        if not r.get("emulated"):
+            raise bad("latency_ms is null but the record is not emulated")
+        return
+    if not isinstance(stats, dict) or not _number(stats.get("p50")):
+        raise bad(f"latency_ms.p50 must be a number of milliseconds, got {stats!r:.60}")
+    if not math.isfinite(stats["p50"]) or stats["p50"] <= 0 or stats.get("n", 1) == 0:
+        raise bad(
+            f"p50 {stats['p50']} from {stats.get('n', '?')} measured invokes is no latency "
+            "(a run that measured nothing; delete the line)"
+        )
+    for name in ("model_sha256", "runtime"):
+        if not isinstance(r.get(name), str):
+            raise bad(f"{name} must be a string, got {r.get(name)!r:.60}")
+    if not isinstance(r.get("device", "host"), str):
+        raise bad(f"device must be a string, got {r.get('device')!r:.60}")
+    threads = r.get("num_threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)):
+        raise bad(f"num_threads must be an integer or null, got {threads!r:.60}")
+    stamp = r.get("timestamp")
+    if stamp is not None and not (_number(stamp) and math.isfinite(stamp)):
+        raise bad(f"timestamp must be unix seconds or null, got {stamp!r:.60}")
+
+
+def read(directory: str | Path) -> History:
+    """Every *.jsonl under directory, checked record by record, latencies in time order.
+    Records without a timestamp (older runs) keep their file order, first."""
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"history directory not found: {directory}")
-    records, emulated = [], 0
+    records, emulated, torn = [], 0, []
     for path in sorted(directory.rglob("*.jsonl")):
-        for r in ResultsStore(path).records():
+        contents = ResultsStore(path).read()
+        torn += [f"{path} line {n}" for n in contents.torn_lines]
+        for r, n in zip(contents.records, contents.lines, strict=True):
+            check_record(r, f"{path} line {n}")
             if compare.is_latency(r):
                 records.append(r)
             elif "error" not in r:
                 emulated += bool(r.get("emulated"))
     records.sort(key=lambda r: r.get("timestamp") or 0.0)
-    return records, emulated
+    return History(records, emulated, torn)
+
+
+def load(directory: str | Path) -> tuple[list[dict], int]:
+    """(latency records in time order, number of emulated records left out): `read` without
+    the torn-line list."""
+    h = read(directory)
+    return h.records, h.emulated
 
 
 def judge(p50s: list[float]) -> tuple[float | None, float | None, float | None, str]:

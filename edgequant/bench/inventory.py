@@ -18,6 +18,8 @@ from edgequant import workspace
 from edgequant.bench.ssh import Destination
 
 _FIELDS = {"ssh", "python", "workdir", "edgetpu"}
+_TYPES = {"ssh": str, "python": str, "workdir": str, "edgetpu": bool}
+_TYPE_NAMES = {str: "string", bool: "boolean (true or false)"}
 DEFAULT = workspace.path("configs/devices.toml")
 
 
@@ -38,8 +40,13 @@ def load(path: str | Path) -> dict[str, Device]:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: {e}") from None
+    table = data.get("devices", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: 'devices' must be tables [devices.NAME], got {table!r:.40}")
     devices = {}
-    for name, entry in data.get("devices", {}).items():
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: device '{name}' must be a table [devices.{name}]")
         unknown = set(entry) - _FIELDS
         if unknown:
             raise ValueError(
@@ -47,12 +54,18 @@ def load(path: str | Path) -> dict[str, Device]:
             )
         if "ssh" not in entry:
             raise ValueError(f"{path}: device '{name}' needs an 'ssh' destination")
+        for key, kind in _TYPES.items():
+            if key in entry and not isinstance(entry[key], kind):
+                raise ValueError(
+                    f"{path}: device '{name}': {key} must be a {_TYPE_NAMES[kind]}, "
+                    f"got {entry[key]!r:.40}"
+                )
         devices[name] = Device(
             name,
             Destination.parse(entry["ssh"]),
             entry.get("python", "python3"),
             entry.get("workdir", "~/.cache/edgequant"),
-            bool(entry.get("edgetpu", False)),
+            entry.get("edgetpu", False),
         )
     return devices
 

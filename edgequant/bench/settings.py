@@ -16,6 +16,7 @@ to be two warm-up counts (5 here, 10 in the study config); there is one now.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Settings:
     warmup_min_secs: float = 0.5
     seed: int = 0
     parity_lsb: float | None = 8.0  # None: no output-parity check against the host
+
+    def __post_init__(self):
+        bad = problems(self)
+        if bad:
+            raise ValueError("bad benchmark setting(s): " + "; ".join(bad))
 
     def runner_args(self) -> list[str]:
         """The device runner's command-line arguments for these settings."""
@@ -61,6 +67,53 @@ class Settings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def problems(s: Settings) -> list[str]:
+    """Every setting that cannot describe a measurement, each naming its value and the valid
+    range. Checked here, where every Settings is made (flags, configs, the fleet), because the
+    runner obeys what it is given: num_runs=-5 with max_secs=0 measured zero invokes and
+    reported p50 nan with status "ok"."""
+    from edgequant.bench.device_runner import RUNTIMES
+
+    out = []
+
+    def check(name: str, ok: bool, rule: str) -> None:
+        if not ok:
+            out.append(f"{name}={getattr(s, name)} {rule}")
+
+    def finite(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    check(
+        "runtime",
+        s.runtime in ("auto", "all", *RUNTIMES),
+        f"(valid: auto, all, {', '.join(RUNTIMES)})",
+    )
+    check(
+        "threads",
+        s.threads is None or (count(s.threads) and s.threads >= 0),
+        "must be an integer >= 1 (0 or none: the runtime's choice)",
+    )
+    check(
+        "num_runs", count(s.num_runs) and s.num_runs >= 1, "must be at least 1 (measured invokes)"
+    )
+    check("warmup_runs", count(s.warmup_runs) and s.warmup_runs >= 0, "must be 0 or more")
+    for name in ("min_secs", "warmup_min_secs"):
+        check(name, finite(getattr(s, name)) and getattr(s, name) >= 0, "must be a number >= 0")
+    check("max_secs", finite(s.max_secs) and s.max_secs > 0, "must be a number > 0")
+    if finite(s.min_secs) and finite(s.max_secs) and 0 < s.max_secs < s.min_secs:
+        out.append(f"max_secs={s.max_secs} is below min_secs={s.min_secs}")
+    check("seed", count(s.seed) and 0 <= s.seed < 2**32, "must be an integer in [0, 2**32)")
+    check(
+        "parity_lsb",
+        s.parity_lsb is None or (finite(s.parity_lsb) and s.parity_lsb >= 0),
+        "must be a number >= 0 (or none: no parity check)",
+    )
+    return out
 
 
 DEFAULT = Settings()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,6 +60,8 @@ class Preprocessing(JsonData):
                 "give exactly one value mapping: --input_range=LO,HI or --mean=... --std=..."
             )
         if has_range:
+            if len(self.input_range) != 2:
+                raise ValueError(f"input_range must be two numbers LO,HI, got {self.input_range}")
             lo, hi = (float(v) for v in self.input_range)
             if not hi > lo:
                 raise ValueError(f"input_range must have LO < HI, got {lo},{hi}")
@@ -96,16 +99,37 @@ class Preprocessing(JsonData):
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
+# The written form of each list-valued flag: (how many numbers, the form to name in an error).
+FORMS = {
+    "input_range": (2, "LO,HI (e.g. 0,1 or -1,1)"),
+    "resize": (2, "H,W (e.g. 224,224)"),
+    "mean": (None, "one number or one per channel (e.g. 127.5 or 123.675,116.28,103.53)"),
+    "std": (None, "one number or one per channel (e.g. 127.5 or 58.4,57.1,57.4)"),
+}
+
+
 def parse_floats(text: str, flag: str) -> tuple[float, ...] | None:
-    """'0,1' -> (0.0, 1.0); '' -> None; one-line error naming the flag otherwise."""
+    """'0,1' -> (0.0, 1.0); '' -> None; one-line error naming the flag and its form otherwise.
+
+    The count is checked here, where the flag's name is known: a spec built from '1' would
+    otherwise fail deep inside with Python's "not enough values to unpack".
+    """
     if text is None or str(text).strip() == "":
         return None
-    if isinstance(text, list | tuple):
-        return tuple(float(v) for v in text)
+    count, form = FORMS.get(flag, (None, "comma-separated numbers"))
+    shown = ",".join(str(v) for v in text) if isinstance(text, list | tuple) else str(text)
+    bad = ValueError(f"--{flag}={shown}: expected {form}")
     try:
-        return tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise ValueError(f"--{flag} must be comma-separated numbers, got '{text}'") from None
+        values = tuple(
+            float(v) for v in (text if isinstance(text, list | tuple) else shown.split(","))
+        )
+    except (TypeError, ValueError):
+        raise bad from None
+    if (count is not None and len(values) != count) or not all(math.isfinite(v) for v in values):
+        raise bad
+    if flag == "resize" and not all(v == int(v) and v > 0 for v in values):
+        raise bad
+    return values
 
 
 def resolve(
@@ -119,16 +143,23 @@ def resolve(
     resize: Sequence[int] | None = None,
     fit: str = "stretch",
     method: str = "bilinear",
+    embedded: Preprocessing | None = None,
 ) -> Preprocessing:
     """The spec for an image input of `input_shape` (H, W, C), from what the user said.
 
     No silent guess: when the user gives no value mapping, the only mapping taken without
     asking is 0..255 for a model that starts with its own Rescaling/Normalization layer.
+    A model that carries its spec (`embedded`, from `embedded_in`) is fed by that spec: what
+    the user said is only checked against it, and a contradiction names both values.
     """
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(
             f"image data needs a model input of shape [H, W, 1 or 3]; this model takes "
             f"{[d if d is not None else -1 for d in input_shape]}: give arrays (.npy/.npz) instead"
+        )
+    if embedded is not None:
+        return _check_against(
+            embedded, input_shape, input_range, mean, std, color, resize, fit, method
         )
     channels = int(input_shape[-1])
     color = color or ("grayscale" if channels == 1 else "rgb")
@@ -161,6 +192,69 @@ def resolve(
         tuple(std) if std is not None else None,
         source,
     )
+
+
+def _numbers(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def _mapping(spec: Preprocessing) -> str:
+    if spec.input_range is not None:
+        return f"input_range {_numbers(spec.input_range)}"
+    return f"mean {_numbers(spec.mean)} std {_numbers(spec.std)}"
+
+
+def _check_against(embedded, input_shape, input_range, mean, std, color, resize, fit, method):
+    """`embedded` itself, once nothing the user said contradicts it or the model's input.
+
+    Two value mappings that are the same affine map agree (--input_range=-1,1 is
+    --mean=127.5 --std=127.5). fit and method at their defaults count as not given: the
+    config cannot tell a default from a choice, and the embedded spec is the model's contract.
+    """
+    if int(input_shape[-1]) != embedded.channels:
+        raise ValueError(
+            f"the model's embedded preprocessing gives {embedded.channels} channel(s) "
+            f"({embedded.color}), its input has {input_shape[-1]}: the model file is inconsistent"
+        )
+    fixed = tuple(int(d) for d in input_shape[:2] if d)
+    if len(fixed) == 2 and fixed != embedded.size:
+        raise ValueError(
+            f"the model's embedded preprocessing resizes to {_numbers(embedded.size)}, its input "
+            f"is {_numbers(fixed)}: the model file is inconsistent"
+        )
+    said = []
+    if input_range is not None or mean is not None or std is not None:
+        user = Preprocessing(
+            embedded.size,
+            embedded.color,
+            input_range=tuple(input_range) if input_range is not None else None,
+            mean=tuple(mean) if mean is not None else None,
+            std=tuple(std) if std is not None else None,
+        )
+        if not all(
+            np.allclose(a, b, rtol=1e-6, atol=1e-9)
+            for a, b in zip(user.scale_offset(), embedded.scale_offset(), strict=True)
+        ):
+            flags = (
+                f"--input_range={_numbers(user.input_range)}"
+                if user.input_range is not None
+                else f"--mean={_numbers(user.mean)} --std={_numbers(user.std)}"
+            )
+            said.append((flags, _mapping(embedded)))
+    if color and color != embedded.color:
+        said.append((f"--color={color}", f"color {embedded.color}"))
+    if resize and tuple(int(v) for v in resize) != embedded.size:
+        said.append((f"--resize={_numbers(resize)}", f"size {_numbers(embedded.size)}"))
+    if fit != "stretch" and fit != embedded.fit:
+        said.append((f"--fit={fit}", f"fit {embedded.fit}"))
+    if method != "bilinear" and method != embedded.method:
+        said.append((f"--method={method}", f"method {embedded.method}"))
+    if said:
+        raise ValueError(
+            "; ".join(f"{flag} contradicts the model's embedded {theirs}" for flag, theirs in said)
+            + " (drop the flag: the model carries its preprocessing)"
+        )
+    return embedded
 
 
 def apply_tf(image, spec: Preprocessing):
@@ -234,17 +328,55 @@ def embed(content: bytes, spec: Preprocessing) -> bytes:
 
 
 def _name(metadata) -> str:
-    name = metadata.name
+    name = metadata.Name() if hasattr(metadata, "Name") else metadata.name
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def read_embedded(content: bytes) -> Preprocessing | None:
-    """The spec embedded by `embed`, or None."""
-    from tensorflow.lite.tools import flatbuffer_utils
+def read_embedded(content: bytes, where: str = "the model") -> Preprocessing | None:
+    """The spec embedded by `embed`, or None.
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    for m in model.metadata or []:
-        if _name(m) == METADATA_NAME:
-            data = bytes(np.asarray(model.buffers[m.buffer].data, np.uint8))
-            return Preprocessing.from_dict(json.loads(data))
-    return None
+    Reads the flatbuffer in place (only the metadata entries and the one buffer they name are
+    touched), so a large model costs no copy. Bytes that are not a .tflite, or a spec that does
+    not parse, are a one-line error naming `where`.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAs(content, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if _name(entry) != METADATA_NAME:
+                continue
+            buffer = model.Buffers(entry.Buffer())
+            if buffer.DataLength():
+                data = buffer.DataAsNumpy().tobytes()
+            else:  # a model over 2 GB keeps its buffers after the flatbuffer
+                data = bytes(content[buffer.Offset() : buffer.Offset() + buffer.Size()])
+            break
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - any failure to walk untrusted bytes means "not a model"
+        raise ValueError(f"{where} is not a valid .tflite: its metadata cannot be read") from None
+    try:
+        return Preprocessing.from_dict(json.loads(data))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: its embedded preprocessing is invalid: {e}") from None
+
+
+def embedded_in(model) -> Preprocessing | None:
+    """The spec a loaded model carries: a .tflite's embedded one, or None (any other format,
+    or a .tflite written without one)."""
+    if getattr(model, "format", None) != "tflite":
+        return None
+    return read_model(model.path)
+
+
+def read_model(path) -> Preprocessing | None:
+    """The spec embedded in the .tflite at `path`, or None (also when it is not a .tflite)."""
+    from pathlib import Path
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        if f.read(8)[4:8] != b"TFL3":
+            return None
+    return read_embedded(path.read_bytes(), str(path))

@@ -49,6 +49,7 @@ def preprocessing_resolver(config, model: usermodel.UserModel):
                     resize=preprocess.parse_floats(p.resize, "resize"),
                     fit=p.fit,
                     method=p.method,
+                    embedded=preprocess.embedded_in(model),  # a bundle's model: its own spec
                 )
             )
         return cache[0]

@@ -91,12 +91,7 @@ def score(path, truth, x, anchors) -> dict:
     from edgequant.evaluate.runner import SignatureModel
 
     out = SignatureModel(path).predict({"image": x})
-    preds = {
-        t.stem: tasks.detections_from_raw(
-            out["box_regressions"][i], out["class_logits"][i], anchors, t
-        )
-        for i, t in enumerate(truth.images)
-    }
+    preds = tasks.detections_from_outputs(out, truth.images, anchors)
     return tasks.evaluate_detection(preds, truth).to_dict()
 
 

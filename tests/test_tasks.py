@@ -161,6 +161,27 @@ def test_miou_on_a_known_confusion(tmp_path):
     assert m.pixel_accuracy == pytest.approx(7 / 10) and m.pixels == 10
 
 
+def test_streamed_logits_score_like_whole_class_maps(shapes_data):
+    truth = tasks.load_annotations(shapes_data["masks"], shapes_data["images"], 4)
+    logits = np.random.default_rng(1).normal(size=(len(truth.images), 16, 16, 4))
+    matrix = tasks.ConfusionMatrix(4)
+    for i in range(0, len(logits), 3):
+        tasks.update_from_logits(matrix, logits[i : i + 3], truth.images[i : i + 3])
+    whole = tasks.evaluate_segmentation(
+        ((t.stem, tasks.class_map(lg, 64, 64)) for lg, t in zip(logits, truth.images, strict=True)),
+        truth,
+    )
+    assert matrix.result(truth.class_names) == whole and 0 < whole.miou < 1
+    with pytest.raises(ValueError, match="no prediction"):
+        tasks.evaluate_segmentation([], truth)
+
+
+def test_detections_from_outputs_reads_the_heads_by_name(shapes_data):
+    truth = tasks.load_annotations(shapes_data["coco"], shapes_data["images"], 3)
+    with pytest.raises(ValueError, match="expected 'box_regressions' and 'class_logits'"):
+        tasks.detections_from_outputs({"Identity": np.zeros(1)}, truth.images, np.zeros((1, 4)))
+
+
 def test_class_map_upsamples_like_tf_image_resize_then_argmax():
     import tensorflow as tf
 

@@ -68,6 +68,29 @@ def detections_from_raw(
     return Detections(b * scale, s, c)
 
 
+def detections_from_outputs(
+    outputs: Mapping[str, np.ndarray],
+    truths,
+    anchors: np.ndarray,
+    regressions: str = "box_regressions",
+    class_logits: str = "class_logits",
+    **nms_options,
+) -> dict[str, Detections]:
+    """A batch of a raw-head detector's outputs, read by output name (`SignatureModel.predict`
+    of the images of `truths`, in that order) -> {image stem: Detections}."""
+    if regressions not in outputs or class_logits not in outputs:
+        raise ValueError(
+            f"the detector has outputs {sorted(outputs)}; expected '{regressions}' and "
+            f"'{class_logits}'"
+        )
+    return {
+        t.stem: detections_from_raw(
+            outputs[regressions][i], outputs[class_logits][i], anchors, t, **nms_options
+        )
+        for i, t in enumerate(truths)
+    }
+
+
 def detections_from_postprocess(
     boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count, truth: ImageTruth
 ) -> Detections:

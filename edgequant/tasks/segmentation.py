@@ -91,6 +91,14 @@ def evaluate_segmentation(
     return matrix.result(truth.class_names)
 
 
+def update_from_logits(matrix: ConfusionMatrix, logits: np.ndarray, truths) -> None:
+    """Adds a batch of a segmenter's class logits [N, h, w, C] (the images of `truths`, in that
+    order) to `matrix`: upsampled to each mask's size on the CPU, argmaxed and scored. The
+    streaming form of `evaluate_segmentation` for a loop over batches."""
+    for lg, t in zip(logits, truths, strict=True):
+        matrix.update(formats.read_mask(t.mask), class_map(lg, t.height, t.width))
+
+
 def class_map(logits: np.ndarray, height: int, width: int) -> np.ndarray:
     """Class logits [h, w, C] -> class indices [height, width]: bilinear upsampling (half-pixel
     centres, as tf.image.resize) of the logits, then argmax."""

@@ -352,3 +352,11 @@ def test_zoo_task_bodies_pass_the_gate_fully_mapped_and_run_batched(
     for k, v in single.items():
         assert batched[k].shape == v.shape and v.shape[0] == 5
         np.testing.assert_array_equal(batched[k], v)
+
+
+def test_two_annotations_of_one_image_are_refused(data):
+    xml = data["voc"] / "00002.xml"
+    xml.write_text(xml.read_text().replace("00002.png", "00001.png"))
+    with pytest.raises(UserError) as e:
+        tasks.load_annotations(data["voc"], data["images"], 3)
+    assert "annotates image '00001' again" in _one_line(e, "00002.xml")

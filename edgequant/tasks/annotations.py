@@ -164,6 +164,12 @@ def _image_files(images_dir: Path) -> dict[str, Path]:
 
 
 def _refuse_missing_images(path: Path, raws: list[formats.RawImage], images: dict) -> None:
+    seen: dict[str, str] = {}
+    for r in raws:
+        stem = Path(r.image).stem
+        if stem in seen:
+            raise UserError(f"{r.source}: annotates image '{stem}' again (also in {seen[stem]})")
+        seen[stem] = r.source
     missing = [r for r in raws if Path(r.image).stem not in images]
     if missing:
         where = missing[0].source if len(missing) == 1 else path

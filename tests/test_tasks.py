@@ -360,3 +360,37 @@ def test_two_annotations_of_one_image_are_refused(data):
     with pytest.raises(UserError) as e:
         tasks.load_annotations(data["voc"], data["images"], 3)
     assert "annotates image '00001' again" in _one_line(e, "00002.xml")
+
+
+def test_a_difficult_voc_object_is_neither_missed_nor_a_false_positive(data):
+    xml = data["voc"] / "00000.xml"
+    xml.write_text(
+        xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>", 1)
+    )
+    truth = tasks.load_annotations(data["voc"], data["images"], 3)
+    t0 = truth.images[0]
+    assert t0.ignore.tolist() == [True] + [False] * (len(t0.ignore) - 1)
+    preds = {
+        t.stem: tasks.Detections(
+            t.boxes[~t.ignore], np.ones((~t.ignore).sum()), t.classes[~t.ignore]
+        )
+        for t in truth.images
+    }
+    assert tasks.evaluate_detection(preds, truth).map == 1.0  # not detecting it costs nothing
+    preds[t0.stem] = tasks.Detections(t0.boxes, np.ones(len(t0.boxes)), t0.classes)
+    assert tasks.evaluate_detection(preds, truth).map == 1.0  # nor does detecting it
+
+
+def test_detections_from_postprocess_scales_normalized_yxyx_to_pixels(shapes_data):
+    truth = tasks.load_annotations(shapes_data["coco"], shapes_data["images"], 3)
+    preds = {}
+    for t in truth.images:
+        x1, y1, x2, y2 = (t.boxes[:, i] / 64 for i in range(4))
+        yxyx = np.concatenate([np.stack([y1, x1, y2, x2], 1), np.full((3, 4), 0.5)])  # padding
+        scores = np.concatenate([np.full(len(t.boxes), 0.8), np.zeros(3)])
+        classes = np.concatenate([t.classes, np.zeros(3)]).astype(np.float32)
+        preds[t.stem] = tasks.detections_from_postprocess(
+            yxyx, classes, scores, np.array([len(t.boxes)], np.float32), t
+        )
+        np.testing.assert_allclose(preds[t.stem].boxes, t.boxes, atol=1e-4)
+    assert tasks.evaluate_detection(preds, truth).map == 1.0

@@ -47,6 +47,7 @@ def test_every_format_parses_to_the_same_ground_truth(shapes_data):
     masks = tasks.load_annotations(shapes_data["masks"], shapes_data["images"], 4)
     assert masks.task == "segmentation" and masks.class_names == shapes.SEG_CLASSES
     assert all(t.mask.stem == t.stem for t in masks.images)
+    assert [p.name for p in masks.image_paths] == [f"{i:05d}.png" for i in range(8)]
 
 
 def test_detect_task_reads_the_task_from_the_annotations(shapes_data):

@@ -72,6 +72,11 @@ class Annotations:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def image_paths(self) -> list[Path]:
+        """The images to run the model on, in the order every per-batch helper expects."""
+        return [t.image for t in self.images]
+
     def by_stem(self) -> dict[str, ImageTruth]:
         return {t.stem: t for t in self.images}
 

@@ -395,3 +395,23 @@ def test_detections_from_postprocess_scales_normalized_yxyx_to_pixels(shapes_dat
         )
         np.testing.assert_allclose(preds[t.stem].boxes, t.boxes, atol=1e-4)
     assert tasks.evaluate_detection(preds, truth).map == 1.0
+
+
+def test_voc_without_the_class_order_is_refused(data):
+    (data["voc"] / "classes.txt").unlink()
+    with pytest.raises(UserError) as e:
+        tasks.load_annotations(data["voc"], data["images"], 3)
+    assert "not the model's order" in _one_line(e, "voc")
+    truth = tasks.load_annotations(data["voc"], data["images"], 3, class_names=shapes.SHAPES)
+    assert truth.class_names == shapes.SHAPES
+
+
+def test_coco_categories_map_to_the_models_classes_by_name_when_given(shapes_data):
+    order = ("triangle", "rectangle", "circle", "star")
+    truth = tasks.load_annotations(shapes_data["coco"], shapes_data["images"], 4, order)
+    plain = tasks.load_annotations(shapes_data["coco"], shapes_data["images"], 3)
+    for a, b in zip(truth.images, plain.images, strict=True):
+        assert [order[c] for c in a.classes] == [shapes.SHAPES[c] for c in b.classes]
+    with pytest.raises(UserError) as e:
+        tasks.load_annotations(shapes_data["coco"], shapes_data["images"], 2, ("circle", "star"))
+    assert "category 'rectangle' is not one of the model's classes" in _one_line(e, "coco.json")

@@ -109,7 +109,9 @@ def load_annotations(
     """Reads and checks `path` against the images in `images_dir` (matched by file stem).
 
     `num_classes` is the model's class count (every index must be below it); `class_names`
-    maps VOC names (and names YOLO/mask classes) when the folder has no `classes.txt`.
+    (the model's class order) maps VOC and COCO category names and names YOLO/mask classes, over
+    the folder's `classes.txt`; VOC needs one of the two. Without it a COCO category's index is
+    its position in the categories sorted by id.
     """
     path, images_dir = Path(path), Path(images_dir)
     fmt = formats.detect_format(path)
@@ -118,10 +120,18 @@ def load_annotations(
     images = _image_files(images_dir)
     raws, names, coco_index = formats.read(path, fmt)
     if class_names is not None:
+        if fmt == "coco":
+            coco_index = _coco_by_name(path, names, coco_index, tuple(class_names))
         names = tuple(class_names)
     labels = [lab for r in raws for lab in r.labels]
     if fmt == "voc" and names is None:
-        names = tuple(sorted(set(labels)))  # no class list: alphabetical, as folders of classes
+        # VOC names its classes but not their order, and the model's order is not knowable
+        # from the files: a guess (alphabetical) would silently score class A's boxes as B's.
+        raise UserError(
+            f"{path}: VOC annotations name classes ({', '.join(sorted(set(labels))[:8])}) but "
+            f"not the model's order; put {formats.CLASSES_FILE} (one name per line, in the "
+            "model's class order) in the folder or give the class names"
+        )
     if fmt == "masks" and names is None and num_classes is None:
         labels = [_largest_class(r.mask) for r in raws]
     if names is None:
@@ -150,6 +160,18 @@ def load_annotations(
     if task == "segmentation" and len(names) < num:
         names = names + tuple(f"class{i}" for i in range(len(names), num))
     return Annotations(task, fmt, path, tuple(truths), tuple(names), unannotated)
+
+
+def _coco_by_name(path: Path, coco_names: tuple, coco_index: dict, class_names: tuple) -> dict:
+    """COCO category id -> the model's index by name: with the model's class list given, the
+    categories' ids and order do not matter (COCO's 80 classes have ids up to 90)."""
+    unknown = [n for n in coco_names if n not in class_names]
+    if unknown:
+        raise UserError(
+            f"{path}: category '{unknown[0]}' is not one of the model's classes "
+            f"({', '.join(class_names[:8])}{', ...' if len(class_names) > 8 else ''})"
+        )
+    return {cid: class_names.index(coco_names[i]) for cid, i in coco_index.items()}
 
 
 def _image_files(images_dir: Path) -> dict[str, Path]:

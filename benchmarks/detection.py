@@ -1,7 +1,8 @@
 """A tiny SSD detector on synthetic shapes: float vs uint8 COCO mAP, Edge TPU gate and mapping,
 host latency of the body and of the CPU postprocess, and what a quantized postprocess costs.
 
-  python benchmarks/detection.py --workdir=runs/detection [--epochs=30] [--output_json=F]
+  python benchmarks/detection.py --workdir=runs/detection [--epochs=25] [--output_json=F]
+  (data and the trained ssd_tiny.keras.h5 in the workdir are reused: delete them to redo)
 
 1. Writes seeded synthetic shapes (edgequant/tasks/shapes.py: PNG images + COCO/VOC/YOLO/mask
    annotations), training and evaluation sets apart, and reads them back through
@@ -23,9 +24,9 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/detection", "Data, models and results.")
-_TRAIN = flags.DEFINE_integer("train_images", 1500, "Synthetic training images.")
+_TRAIN = flags.DEFINE_integer("train_images", 1200, "Synthetic training images.")
 _EVAL = flags.DEFINE_integer("eval_images", 300, "Synthetic evaluation images.")
-_EPOCHS = flags.DEFINE_integer("epochs", 30, "Training epochs.")
+_EPOCHS = flags.DEFINE_integer("epochs", 25, "Training epochs.")
 _SIZE = flags.DEFINE_integer("size", 96, "Image side (pixels).")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
 cli.define_verbose_flag()

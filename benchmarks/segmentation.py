@@ -2,7 +2,8 @@
 and mapping, host latency of the body and of the CPU postprocess, and what a quantized
 postprocess (upsampling + argmax in the graph) costs.
 
-  python benchmarks/segmentation.py --workdir=runs/segmentation [--epochs=20] [--output_json=F]
+  python benchmarks/segmentation.py --workdir=runs/segmentation [--epochs=15] [--output_json=F]
+  (data and the trained seg_tiny.keras.h5 in the workdir are reused: delete them to redo)
 
 1. Writes seeded synthetic shapes (edgequant/tasks/shapes.py) and reads the mask PNGs back
    through `tasks.load_annotations`, as a user's data would be.
@@ -20,9 +21,9 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/segmentation", "Data, models and results.")
-_TRAIN = flags.DEFINE_integer("train_images", 1200, "Synthetic training images.")
+_TRAIN = flags.DEFINE_integer("train_images", 800, "Synthetic training images.")
 _EVAL = flags.DEFINE_integer("eval_images", 200, "Synthetic evaluation images.")
-_EPOCHS = flags.DEFINE_integer("epochs", 20, "Training epochs.")
+_EPOCHS = flags.DEFINE_integer("epochs", 15, "Training epochs.")
 _SIZE = flags.DEFINE_integer("size", 96, "Image side (pixels).")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
 cli.define_verbose_flag()

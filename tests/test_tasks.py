@@ -137,6 +137,15 @@ def test_evaluate_detection_refuses_predictions_that_miss_an_image(shapes_data):
         tasks.evaluate_detection(preds, truth)
     preds[truth.images[0].stem] = tasks.Detections.empty()
     assert tasks.evaluate_detection(preds, truth).map == 0.0
+    preds[truth.images[0].stem] = tasks.Detections(np.ones((1, 4)), np.ones(1), np.array([3]))
+    with pytest.raises(ValueError, match="outside 0-2"):
+        tasks.evaluate_detection(preds, truth)
+
+
+def test_every_model_class_is_scored_even_without_a_name(data):
+    (data["yolo"] / "classes.txt").write_text("rectangle\ncircle\n")
+    truth = tasks.load_annotations(data["yolo"], data["images"], 3)
+    assert truth.class_names == ("rectangle", "circle", "class2")
 
 
 def test_miou_on_a_known_confusion(tmp_path):

@@ -139,8 +139,8 @@ def load_annotations(
         names = tuple(f"class{i}" for i in range(num_classes or top))
     if num_classes is not None and len(names) > num_classes:
         raise UserError(
-            f"{path}: {len(names)} classes ({', '.join(names[:8])}...) but the model has "
-            f"{num_classes}"
+            f"{path}: {len(names)} classes ({', '.join(names[:8])}"
+            f"{', ...' if len(names) > 8 else ''}) but the model has {num_classes}"
         )
     num = num_classes or len(names)
     _refuse_missing_images(path, raws, images)
@@ -157,8 +157,8 @@ def load_annotations(
             "without objects) or point --annotations at the annotations of this folder"
         )
     task = "segmentation" if fmt == "masks" else "detection"
-    if task == "segmentation" and len(names) < num:
-        names = names + tuple(f"class{i}" for i in range(len(names), num))
+    # Every model class is scored (a class with objects but no name must not drop out).
+    names = names + tuple(f"class{i}" for i in range(len(names), num))
     return Annotations(task, fmt, path, tuple(truths), tuple(names), unannotated)
 
 

@@ -123,6 +123,11 @@ def evaluate_detection(
             f"predictions do not cover the annotated images: missing {missing[:5]}, "
             f"unknown {extra[:5]}"
         )
+    for stem, d in predictions.items():
+        if d.classes.size and not 0 <= d.classes.min() <= d.classes.max() < truth.num_classes:
+            raise ValueError(
+                f"image '{stem}': a predicted class is outside 0-{truth.num_classes - 1}"
+            )
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(truth.class_names)]
     images = [
         {"id": k + 1, "file_name": t.image.name, "width": t.width, "height": t.height}

@@ -23,7 +23,10 @@ def test_models_and_configs_are_not_installed_as_top_level_names(tmp_path):
         [sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines() == ["None None", "mnist_cnn,mobilenet_v2 edgetpu"]
+    assert out.stdout.splitlines() == [
+        "None None",
+        "mnist_cnn,mobilenet_v2,seg_tiny,ssd_tiny edgetpu",
+    ]
 
 
 def _keys(config, prefix="") -> set[str]:

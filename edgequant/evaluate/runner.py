@@ -131,6 +131,11 @@ class SignatureModel:
             feed = {k: v[start : start + b] for k, v in feed_all.items()}
             try:
                 result = self._invoke(feed)
+                rows = len(next(iter(feed.values())))
+                if any(v.shape[:1] != (rows,) for v in result.values()):
+                    # Resizing "worked" but a RESHAPE constant still holds the traced batch
+                    # of 1 (a detector flattening its anchors): the samples came out mixed.
+                    raise ValueError("outputs lost the batch dimension")
             except (ValueError, RuntimeError):
                 if self.batch_size == 1:
                     raise

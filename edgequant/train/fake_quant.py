@@ -33,7 +33,9 @@ def fake_quant_weights(w, axis: int | None):
     if axis is None:
         m = ops.maximum(ops.max(ops.abs(w)), 1e-8)
         m = ops.stop_gradient(m)
-        return keras.quantizers.fake_quant_with_min_max_vars(w, -m, m, num_bits=8, narrow_range=True)
+        return keras.quantizers.fake_quant_with_min_max_vars(
+            w, -m, m, num_bits=8, narrow_range=True
+        )
     perm = [i for i in range(len(w.shape)) if i != axis % len(w.shape)]
     m = ops.stop_gradient(ops.maximum(ops.max(ops.abs(w), axis=perm), 1e-8))
     return keras.quantizers.fake_quant_with_min_max_vars(
@@ -49,8 +51,15 @@ class ActivationQuantizer(keras.layers.Layer):
     EMA_DECAY. `aggregation="mean"` makes replicas of a distributed run agree on it.
     """
 
-    def __init__(self, fixed: tuple[float, float] | None = None, decay: float = EMA_DECAY, **kw):
+    def __init__(
+        self,
+        fixed: tuple[float, float] | None = None,
+        decay: float = EMA_DECAY,
+        active: bool = True,
+        **kw,
+    ):
         super().__init__(**kw)
+        self.active = active  # False: observe the range only (a layer outside selective QAT)
         self.fixed = None if fixed is None else (float(fixed[0]), float(fixed[1]))
         self.decay = float(decay)
 
@@ -79,6 +88,8 @@ class ActivationQuantizer(keras.layers.Layer):
             self.range_min.assign(ops.where(first, lo, d * self.range_min + (1 - d) * lo))
             self.range_max.assign(ops.where(first, hi, d * self.range_max + (1 - d) * hi))
             self.seen.assign(1.0)
+        if not self.active:
+            return x
         lo, hi = self.bounds()
         return keras.quantizers.fake_quant_with_min_max_vars(x, lo, hi, num_bits=8)
 
@@ -114,8 +125,9 @@ class QuantizedConv(keras.layers.Layer):
     as TFLite fuses it into the op.
     """
 
-    def __init__(self, layer, bn=None, per_channel: bool = True, **kw):
+    def __init__(self, layer, bn=None, per_channel: bool = True, active: bool = True, **kw):
         super().__init__(name=layer.name, **kw)
+        self.active = active  # False: float weights (a layer outside selective QAT)
         self.kind = type(layer).__name__
         self.inner = _clone(layer)
         self.bn = None if bn is None else _clone(bn)
@@ -124,7 +136,11 @@ class QuantizedConv(keras.layers.Layer):
         self._bn_weights_from = None if bn is None else [np.array(w) for w in bn.get_weights()]
         # The tensor between the depthwise and pointwise halves of a separable convolution is a
         # real int8 tensor in TFLite (two ops): it has its own range.
-        self.mid = ActivationQuantizer(name=f"{layer.name}_mid") if self.kind == "SeparableConv2D" else None
+        self.mid = (
+            ActivationQuantizer(name=f"{layer.name}_mid", active=active)
+            if self.kind == "SeparableConv2D"
+            else None
+        )
 
     def build(self, input_shape):
         self.inner.build(input_shape)
@@ -152,11 +168,12 @@ class QuantizedConv(keras.layers.Layer):
 
         layer = self.inner
         ch_axis = -1 if self.per_channel else None
+        fq = fake_quant_weights if self.active else (lambda w, axis: w)
         bias = layer.bias if layer.use_bias else None
         if self.kind == "SeparableConv2D":
             dk = layer.depthwise_kernel
             x = ops.depthwise_conv(
-                x, _dw_quant(dk, self.per_channel), layer.strides, layer.padding,
+                x, _dw_quant(dk, self.per_channel) if self.active else dk, layer.strides, layer.padding,
                 layer.data_format, layer.dilation_rate,
             )  # fmt: skip
             x = self.mid(x)
@@ -175,14 +192,21 @@ class QuantizedConv(keras.layers.Layer):
                 kernel = kernel * mult
             bias = add if bias is None else bias * mult + add
         if kind == "Dense":
-            y = ops.matmul(x, fake_quant_weights(kernel, None))
+            y = ops.matmul(x, fq(kernel, None))
         elif kind == "DepthwiseConv2D":
             y = ops.depthwise_conv(
-                x, _dw_quant(kernel, self.per_channel), strides, padding, layer.data_format,
+                x, _dw_quant(kernel, self.per_channel) if self.active else kernel, strides, padding, layer.data_format,
                 dilation,
             )  # fmt: skip
         else:
-            y = ops.conv(x, fake_quant_weights(kernel, ch_axis), strides, padding, layer.data_format, dilation)
+            y = ops.conv(
+                x,
+                fq(kernel, ch_axis),
+                strides,
+                padding,
+                layer.data_format,
+                dilation,
+            )
         if bias is not None:
             y = y + bias
         return layer.activation(y)

@@ -26,20 +26,7 @@ import time
 import numpy as np
 
 from edgequant.errors import UserError
-
-CONV_LIKE = {"Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"}
-# Ops whose output TFLite gives the input's scale: no range of their own.
-SAME_SCALE = {
-    "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "Reshape", "Flatten", "Dropout",
-    "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-    "UpSampling2D", "Resizing", "Identity", "SpatialDropout1D", "SpatialDropout2D",
-}  # fmt: skip
-# Ops that compute new values: their output gets a range.
-RESCALING = {"Add", "Concatenate", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "Softmax"}
-ACTIVATIONS = {"relu", "relu6", "hard_swish", "hard_silu", "sigmoid", "softmax", "linear"}
-_PROBABILITIES = {"sigmoid", "softmax"}
-SUPPORTED = CONV_LIKE | SAME_SCALE | RESCALING | {"BatchNormalization", "ReLU", "Activation"}
+from edgequant.train import keras3_graph as graph_
 
 
 @dataclasses.dataclass
@@ -70,120 +57,8 @@ class FineTuneResult:
     distilled: bool  # True when the targets were the float model's outputs
 
 
-def _is_keras3(model) -> bool:
-    return type(model).__module__.startswith("keras.") or type(model).__module__ == "keras"
-
-
-def _activation(layer) -> str:
-    """The activation a layer applies (its name), 'linear' when none."""
-    cls = type(layer).__name__
-    if cls == "ReLU":
-        if layer.negative_slope or layer.threshold:
-            return "leaky"
-        if layer.max_value is None:
-            return "relu"
-        return "relu6" if float(layer.max_value) == 6.0 else "relu_n"
-    if cls == "Softmax":
-        return "softmax"
-    act = getattr(layer, "activation", None)
-    return getattr(act, "__name__", "linear") if act is not None else "linear"
-
-
-def _why_unsupported(layer) -> str | None:
-    cls = type(layer).__name__
-    if cls == "InputLayer":
-        return None
-    if not _is_keras3(layer) or cls not in SUPPORTED:
-        return "not a standard layer this QAT supports"
-    if _activation(layer) not in ACTIVATIONS:
-        return f"activation '{_activation(layer)}' has no int8 simulation here"
-    if cls in ("Conv1D", "Conv2D") and getattr(layer, "groups", 1) != 1:
-        return "grouped convolution"
-    if getattr(layer, "padding", "") == "causal":
-        return "causal padding"
-    if getattr(layer, "data_format", "channels_last") == "channels_first":
-        return "channels_first"
-    if len(layer._inbound_nodes) > 1:
-        return "layer shared between several calls"
-    return None
-
-
-def _functional(model):
-    """The model as a functional graph (a built Sequential has one); UserError otherwise."""
-    import keras
-
-    if not _is_keras3(model):
-        raise UserError(
-            f"Keras 3 QAT needs a Keras 3 model; this one is a {type(model).__module__} model "
-            "(tf_keras models go through tfmot's QAT)"
-        )
-    if isinstance(model, keras.Sequential):
-        if not model.built or not getattr(model, "inputs", None):
-            raise UserError("the Sequential model is not built: give it an Input first")
-        return keras.Model(model.inputs, model.outputs, name=model.name)
-    if type(model).__name__ != "Functional":
-        raise UserError(
-            f"Keras 3 QAT needs a functional or Sequential model; this one is a subclassed "
-            f"{type(model).__name__} (rebuild it functionally from the same layers), PTQ still applies"
-        )
-    return model
-
-
-def unsupported(model) -> list[tuple[str, str]]:
-    """(layer name, class) of every layer the Keras 3 QAT cannot simulate; empty when it can."""
-    graph = _functional(model)
-    return [(ly.name, type(ly).__name__) for ly in graph.layers if _why_unsupported(ly)]
-
-
-def _consumers(graph) -> dict[str, list]:
-    """layer name -> the layers of `graph` that take its output."""
-    names = {ly.name for ly in graph.layers}
-    out: dict[str, list] = {ly.name: [] for ly in graph.layers}
-    for ly in graph.layers:
-        for node in ly._inbound_nodes:
-            for t in node.input_tensors:
-                src = t._keras_history.operation
-                if src.name in names and ly.name in names:
-                    out[src.name].append(ly)
-    return out
-
-
-def _plan(graph):
-    """Which BatchNormalization folds into which layer, and which outputs need no range of
-    their own (fused activations, same-scale ops)."""
-    consumers = _consumers(graph)
-    outputs = {t._keras_history.operation.name for t in graph.outputs}
-    folded: dict[str, str] = {}
-    for ly in graph.layers:
-        after = consumers[ly.name]
-        rank = len(ly.output.shape) if type(ly).__name__ in CONV_LIKE else 0
-        if (
-            type(ly).__name__ in CONV_LIKE
-            and _activation(ly) == "linear"
-            and len(after) == 1
-            and type(after[0]).__name__ == "BatchNormalization"
-            and ly.name not in outputs
-            and after[0].axis in (-1, [-1], rank - 1, [rank - 1])
-        ):
-            folded[after[0].name] = ly.name
-    no_range: set[str] = set()
-    for ly in graph.layers:
-        cls = type(ly).__name__
-        if cls in SAME_SCALE or ly.name in folded:
-            no_range.add(ly.name)
-            continue
-        effective = next((b for b, c in folded.items() if c == ly.name), ly.name)
-        after = consumers[effective]
-        fusable = (cls in CONV_LIKE or cls == "Add") and _activation(ly) == "linear"
-        if (
-            fusable
-            and len(after) == 1
-            and type(after[0]).__name__ in ("ReLU", "Activation")
-            and _activation(after[0]) in ("relu", "relu6")
-            and effective not in outputs
-        ):
-            no_range.add(ly.name)
-    return folded, no_range
+# (layer name, class) of every layer the Keras 3 QAT cannot simulate: part of this API.
+unsupported = graph_.unsupported
 
 
 def _select(graph, layers: str | None) -> set[str]:
@@ -221,20 +96,22 @@ def prepare(model, layers: str | None = None, per_channel: bool = True) -> QatMo
     )
     from edgequant.usermodel import from_keras
 
-    graph = _functional(model)
+    graph = graph_.functional(model)
     selected = _select(graph, layers)
-    bad = [(ly.name, type(ly).__name__) for ly in graph.layers if _why_unsupported(ly)]
+    bad = [(ly.name, type(ly).__name__) for ly in graph.layers if graph_.why_unsupported(ly)]
     if bad:
-        names = ", ".join(f"{n} ({c}: {_why_unsupported(graph.get_layer(n))})" for n, c in bad)
+        names = ", ".join(
+            f"{n} ({c}: {graph_.why_unsupported(graph.get_layer(n))})" for n, c in bad
+        )
         raise UserError(f"Keras 3 QAT cannot simulate layer(s) {names}; PTQ still applies")
-    folded, no_range = _plan(graph)
+    folded, no_range, fused = graph_.plan(graph)
     bn_of = {conv: bn for bn, conv in folded.items()}
     weights = {ly.name: ly.get_weights() for ly in graph.layers}
     names = from_keras(model)
     quantized_inputs: dict[int, object] = {}
 
     def clone(layer):
-        if type(layer).__name__ in CONV_LIKE:
+        if type(layer).__name__ in graph_.CONV_LIKE:
             bn = graph.get_layer(bn_of[layer.name]) if layer.name in bn_of else None
             return QuantizedConv(layer, bn, per_channel, active=layer.name in selected)
         if type(layer).__name__ == "UpSampling2D":
@@ -257,7 +134,8 @@ def prepare(model, layers: str | None = None, per_channel: bool = True) -> QatMo
     def call(layer, *args, **kwargs):
         if layer.name in folded:
             return args[0]  # folded into the layer before it
-        on = layer.name in selected
+        # A fused activation carries the range of the op before it: on when either is selected.
+        on = layer.name in selected or fused.get(layer.name) in selected
         args = keras.tree.map_structure(lambda t: quantize_input(t, on) if is_input(t) else t, args)
         out = layer(*args, **kwargs)
         if not isinstance(layer, QuantizedConv) and layer.weights:
@@ -265,8 +143,12 @@ def prepare(model, layers: str | None = None, per_channel: bool = True) -> QatMo
         if layer.name in no_range:
             return out
         effective = bn_of.get(layer.name, layer.name)
-        probabilities = _activation(graph.get_layer(effective)) in _PROBABILITIES
-        fixed = PROBABILITY_RANGE if probabilities or _activation(layer) in _PROBABILITIES else None
+        probabilities = graph_.activation(graph.get_layer(effective)) in graph_.PROBABILITIES
+        fixed = (
+            PROBABILITY_RANGE
+            if probabilities or graph_.activation(layer) in graph_.PROBABILITIES
+            else None
+        )
         return ActivationQuantizer(fixed=fixed, name=f"{effective}_quant", active=on)(out)
 
     qat = keras.models.clone_model(graph, clone_function=clone, call_function=call)
@@ -441,18 +323,24 @@ def fine_tune(
     xs = [np.asarray(x[k], np.float32) for k in qat.input_names]
     start = time.perf_counter()
     _initialise_ranges(qat.model, xs, batch_size)
-    model, scope = qat.model, contextlib.nullcontext()
+    model = qat.model
     if strategy is not None:
-        scope = strategy.scope()
-        with scope:
+        with strategy.scope():
             model = prepare(qat.float_model, qat.layers, qat.per_channel).model
         model.set_weights(qat.model.get_weights())
-    data = tf.data.Dataset.from_tensor_slices((tuple(xs), tuple(ys)))
+    # One input or output is given bare: Keras warns about a 1-tuple for a one-input model.
+    data = tf.data.Dataset.from_tensor_slices(
+        (xs[0] if len(xs) == 1 else tuple(xs), ys[0] if len(ys) == 1 else tuple(ys))
+    )
     data = data.shuffle(n, seed=seed).batch(batch_size)
-    with scope:
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=list(losses))
     fit = model.fit(
-        data, epochs=epochs, verbose=verbose, callbacks=[keras.callbacks.TerminateOnNaN()]
+        data,
+        epochs=epochs,
+        verbose=verbose,
+        shuffle=False,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
     )
     history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     loss = history.get("loss", [])

@@ -193,6 +193,18 @@ class QuantizedConv(keras.layers.Layer):
             bias = add if bias is None else bias * mult + add
         if kind == "Dense":
             y = ops.matmul(x, fq(kernel, None))
+        elif kind == "Conv1D":
+            # As a 2-D convolution over [N, 1, L, C], quantized on the 4-D kernel: the converter
+            # cannot carry per-channel parameters through the ExpandDims of a Conv1D's kernel.
+            y = ops.conv(
+                ops.expand_dims(x, 1),
+                fq(ops.expand_dims(kernel, 0), ch_axis),
+                (1, strides[0]),
+                padding,
+                layer.data_format,
+                (1, dilation[0]),
+            )
+            y = ops.squeeze(y, 1)
         elif kind == "DepthwiseConv2D":
             y = ops.depthwise_conv(
                 x, _dw_quant(kernel, self.per_channel) if self.active else kernel, strides, padding, layer.data_format,

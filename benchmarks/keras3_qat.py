@@ -25,7 +25,7 @@ from edgequant import cli
 _DATA = flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/bench/keras3_qat", "The .tflite files go here.")
 _OUT = flags.DEFINE_string("output_json", "runs/bench/keras3_qat.json", "Write numbers here.")
-_EPOCHS = flags.DEFINE_integer("float_epochs", 4, "Float training epochs.")
+_EPOCHS = flags.DEFINE_integer("float_epochs", 8, "Float training epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
 _QAT_SAMPLES = flags.DEFINE_integer("qat_samples", 20000, "Training images used by QAT.")
 cli.define_verbose_flag()
@@ -175,6 +175,10 @@ def main(argv):
     tuned = kq.fine_tune(qat, {"image": x_train[:qat_n]}, y_train[:qat_n], _QAT_EPOCHS.value,
                          learning_rate=5e-5, batch_size=64, seed=0)  # fmt: skip
     qat_gate = _convert(kq.export(qat), recipes.get("uint8"), calib, tmp / "qat.tflite")
+    qat_pt = kq.prepare(model, per_channel=False)
+    tuned_pt = kq.fine_tune(qat_pt, {"image": x_train[:qat_n]}, y_train[:qat_n], _QAT_EPOCHS.value,
+                            learning_rate=5e-5, batch_size=64, seed=0)  # fmt: skip
+    qat_pt_gate = _convert(kq.export(qat_pt), per_tensor, calib, tmp / "qat_pt.tflite")
     i = {
         "float_top1": float_top1,
         "float_top1_before_rescaling": trained_top1,
@@ -182,6 +186,9 @@ def main(argv):
         "ptq_uint8_per_tensor_top1": _top1(tmp / "ptq.tflite", x_test, y_test),
         "ptq_uint8_per_channel_top1": _top1(tmp / "ptq_pc.tflite", x_test, y_test),
         "qat_uint8_per_channel_top1": _top1(tmp / "qat.tflite", x_test, y_test),
+        "qat_uint8_per_tensor_top1": _top1(tmp / "qat_pt.tflite", x_test, y_test),
+        "qat_per_tensor_seconds": round(tuned_pt.seconds, 1),
+        "qat_per_tensor_edgetpu": qat_pt_gate,
         "qat_seconds": round(tuned.seconds, 1),
         "qat_epochs": tuned.epochs,
         "bn_folded": len(qat.folded),
@@ -226,13 +233,15 @@ def main(argv):
         "parity": kq.parity(qat2, tmp / "qat2.tflite", {"image": x_test[:2000]}),
     }
 
-    f, pt, pc, q = (100 * i[k] for k in ("float_top1", "ptq_uint8_per_tensor_top1",
-                                          "ptq_uint8_per_channel_top1", "qat_uint8_per_channel_top1"))  # fmt: skip
+    f, pt, pc, q, qt = (100 * i[k] for k in ("float_top1", "ptq_uint8_per_tensor_top1",
+                        "ptq_uint8_per_channel_top1", "qat_uint8_per_channel_top1",
+                        "qat_uint8_per_tensor_top1"))  # fmt: skip
     print(f"route (a) tf_keras rebuild of a Keras 3 model: {report['route_a_tf_keras_rebuild']}")
     print(
         f"(i) top-1 on {len(x_test)} test images: float {f:.2f}%, PTQ uint8 per-tensor {pt:.2f}% "
         f"({pt - f:+.2f} pp), PTQ uint8 per-channel {pc:.2f}% ({pc - f:+.2f} pp), QAT uint8 "
-        f"per-channel {q:.2f}% ({q - f:+.2f} pp); QAT {i['qat_seconds']} s, {i['qat_epochs']} "
+        f"per-channel {q:.2f}% ({q - f:+.2f} pp), QAT uint8 per-tensor {qt:.2f}% "
+        f"({qt - f:+.2f} pp); QAT {i['qat_seconds']} s, {i['qat_epochs']} "
         f"epochs; Edge TPU ops mapped {qat_gate['ops_mapped']}/{qat_gate['ops']}, gate "
         f"{'passes' if qat_gate['gate_passed'] else 'FAILS'}"
     )

@@ -32,24 +32,23 @@ cli.define_verbose_flag()
 
 
 def _load(data_dir: str):
-    from pathlib import Path
-
+    """Fashion-MNIST through the dataset registry (Debian's dataset-fashion-mnist), all 60,000
+    training images (train + val) and the 10,000 test images, scaled to [0, 1]."""
     import numpy as np
 
-    from edgequant.data.idx import read_idx
+    from edgequant.datasets import fashion_mnist
 
-    d = Path(data_dir)
-    if not (d / "t10k-images-idx3-ubyte.gz").is_file():
-        raise cli.UserError(f"no Fashion-MNIST in {d}: apt-get install -y dataset-fashion-mnist")
+    stored = fashion_mnist.read(data_dir, seed=0)
 
-    def images(name):
-        return (read_idx(d / name).astype(np.float32) / 255.0)[..., None]
+    def images(x):
+        return (x.astype(np.float32) / 255.0)[..., None]
 
+    train = [stored.train] + ([stored.val] if stored.val is not None else [])
     return (
-        images("train-images-idx3-ubyte.gz"),
-        read_idx(d / "train-labels-idx1-ubyte.gz").astype(np.int64),
-        images("t10k-images-idx3-ubyte.gz"),
-        read_idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
+        images(np.concatenate([t.x for t in train])),
+        np.concatenate([t.y for t in train]).astype(np.int64),
+        images(stored.test.x),
+        stored.test.y.astype(np.int64),
     )
 
 

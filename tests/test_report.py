@@ -187,7 +187,6 @@ def test_one_writer_renders_every_section_a_stage_can_add(tmp_path):
     ]
     r["qat"] = {"keras_accuracy": 0.98, "parity": {"qat_int8": 0.995}}
     r["diagnosis"] = {"summary": "conv_1 is the worst layer", "edgetpu_note": "all int8"}
-    r["autoquant"] = {"summary": "2 trials; int8 meets the target"}
     r["calibration_warnings"] = ["calibration set smaller than 100"]
     r["trained"] = {"dataset": "mnist", "epochs": 2}
     r["ranked_by"] = "ranked by p50 latency on the target device `coral1`"
@@ -208,7 +207,6 @@ def test_one_writer_renders_every_section_a_stage_can_add(tmp_path):
         "### Quantization-aware training",
         "qat_int8: 99.50%",
         "conv_1 is the worst layer",
-        "2 trials; int8 meets the target",
         "calibration warning: calibration set smaller than 100",
         "## Training",
         "- `device pi`: 1 of 2 variants failed: transport: refused",

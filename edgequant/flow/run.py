@@ -83,7 +83,10 @@ def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
         v["within_budget"], v["budget"] = within_budget(
             study, v["metrics"], result["float_metrics"]
         )
-    if study.config.target == "edgetpu" or any(v["input_dtype"] == "uint8" for v in found):
+    # The Edge TPU target always needs the gate (recommend reads it); a CPU run checks its
+    # uint8 variants unless the config turns the Edge TPU checks off.
+    uint8 = any(v["input_dtype"] == "uint8" for v in found)
+    if study.config.target == "edgetpu" or (uint8 and study.config.edgetpu.get("enabled", True)):
         edgetpu_checks(study, found)
     latency(study, found)
     devices.measure_on_devices(study, found, result)

@@ -58,7 +58,6 @@ def build(study: Study, c: Candidate) -> dict:
     if c.samples is not None and c.samples != len(next(iter(samples.values()))):
         samples, _ = study.calibration.subset(c.samples, study.config.seed, "calibration").arrays()
     n = len(next(iter(samples.values())))
-    mixed = False  # float ops the converter kept on its own (int8_fallback)
     if c.aeq_recipe:
         path = aeq.quantize(
             float_path(study), c.aeq_recipe, samples, study.out_dir, study.preprocessing
@@ -79,8 +78,10 @@ def build(study: Study, c: Candidate) -> dict:
         recipe = dataclasses.replace(c.recipe, name=c.name, calibration_size=n)
         content = convert.convert(study.model, recipe, samples)
         path = convert.write(content, recipe, study.out_dir, study.preprocessing)
-        # int8_fallback keeps float the ops the converter could not quantize
-        mixed = recipe.mode is recipes.Mode.INT8_FALLBACK and bool(convert.float_ops(content))
+    # A recipe with integer activations may still keep float ops it could not quantize
+    # (int8_fallback, an AI Edge Quantizer recipe over SQUARE/NEG): the variant is "mixed".
+    integer = recipe.precision[1] in ("int8", "int16")
+    mixed = integer and bool(convert.float_ops(Path(path).read_bytes()))
     return describe(c.name, path, recipe, n, c.step, mixed)
 
 

@@ -28,10 +28,8 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
 
 
 def accuracy(entry: dict) -> float | None:
-    """Top-1 of a deploy.json variant or float entry (`metrics.top1`); the study's results.json
-    (`accuracy`) is read too until the study writes deploy.json."""
-    top1 = (entry.get("metrics") or {}).get("top1")
-    return entry.get("accuracy") if top1 is None else top1
+    """Top-1 of a deploy.json variant or float entry (`metrics.top1`); None when unlabelled."""
+    return (entry.get("metrics") or {}).get("top1")
 
 
 def tradeoff(results: dict, path: str | Path) -> Path:

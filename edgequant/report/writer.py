@@ -275,7 +275,8 @@ def edgetpu_section(result: dict) -> list[str]:
 
 def diagnosis_section(result: dict) -> list[str]:
     """Calibration warnings, per-layer error, QAT parity and the n-bit label, the search
-    (the sections the study's stages add: results["diagnosis"], ["qat"], ["autoquant"])."""
+    (the sections the study's stages add: result["diagnosis"], ["qat"]; the recovery ladder's
+    trials have their own section)."""
     lines = []
     for w in result.get("calibration_warnings", []):
         lines.append(f"- calibration warning: {w}")
@@ -311,9 +312,6 @@ def diagnosis_section(result: dict) -> list[str]:
                 "deployable to TFLite)."
             )
             lines.append("")
-    a = result.get("autoquant")
-    if a:
-        lines += ["", "### Accuracy-targeted search", "", a["summary"], ""]
     return ["## Diagnosis", "", *lines] if lines else []
 
 

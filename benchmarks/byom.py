@@ -25,19 +25,6 @@ _EPOCHS = flags.DEFINE_integer("epochs", 3, "Training epochs of the Keras 3 mode
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
 cli.define_verbose_flag()
 
-CLASSES = (
-    "tshirt",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "boot",
-)
-
 
 def train(keras, x, y, epochs: int, name: str):
     keras.utils.set_random_seed(0)
@@ -68,7 +55,7 @@ def main(argv):
 
     import edgequant
     from edgequant.data.folders import write_image_folder
-    from edgequant.datasets import idx
+    from edgequant.datasets import fashion_mnist, idx
 
     if not Path(_FASHION.value).is_dir():
         raise FileNotFoundError(
@@ -83,11 +70,13 @@ def main(argv):
     test = work / "test_png"
     labels = work / "labels.txt"  # the model's output order; folders sort differently
     work.mkdir(parents=True, exist_ok=True)
-    labels.write_text("\n".join(CLASSES) + "\n")
+    labels.write_text("\n".join(fashion_mnist.CLASS_NAMES) + "\n")
     if not calib.is_dir():
-        write_image_folder(calib, x_train[pick], y_train[pick], class_names=CLASSES)
+        write_image_folder(
+            calib, x_train[pick], y_train[pick], class_names=fashion_mnist.CLASS_NAMES
+        )
     if not test.is_dir():
-        write_image_folder(test, x_test, y_test, class_names=CLASSES)
+        write_image_folder(test, x_test, y_test, class_names=fashion_mnist.CLASS_NAMES)
 
     report = {}
     k3_path = work / "fashion_cnn.keras"

@@ -30,6 +30,16 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: A
     return builder(tuple(input_shape), num_classes, **kwargs)
 
 
+def conv_bn_relu(x, filters: int, stride: int, name: str):
+    """The zoo's 3x3 convolution block, written once: Conv2D (no bias: BN carries it) -> BN
+    -> ReLU, the pattern the converter folds into one fused CONV_2D the Edge TPU maps."""
+    import tf_keras as keras
+
+    x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, name=name)(x)
+    x = keras.layers.BatchNormalization(name=name + "_bn")(x)
+    return keras.layers.ReLU(name=name + "_relu")(x)
+
+
 def widen_activation_range(
     model, bn_layer: str, next_conv: str, channel: int, factor: float
 ) -> None:

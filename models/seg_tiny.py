@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import tf_keras as keras
 
-
-def _conv(x, filters, stride, name):
-    x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(name=name + "_bn")(x)
-    return keras.layers.ReLU(name=name + "_relu")(x)
+from edgequant.zoo import conv_bn_relu
 
 
 def build(
@@ -26,14 +22,14 @@ def build(
     if input_shape[0] % 8 or input_shape[1] % 8:
         raise ValueError(f"seg_tiny needs an input divisible by 8, not {input_shape}")
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv(inputs, filters[0], 2, "conv0")  # 1/2
-    x = _conv(x, filters[1], 2, "conv1")  # 1/4
-    quarter = _conv(x, filters[1], 1, "conv1b")
-    x = _conv(quarter, filters[2], 2, "conv2")  # 1/8
-    x = _conv(x, filters[2], 1, "conv2b")
-    x = _conv(x, filters[2], 1, "conv2c")
+    x = conv_bn_relu(inputs, filters[0], 2, "conv0")  # 1/2
+    x = conv_bn_relu(x, filters[1], 2, "conv1")  # 1/4
+    quarter = conv_bn_relu(x, filters[1], 1, "conv1b")
+    x = conv_bn_relu(quarter, filters[2], 2, "conv2")  # 1/8
+    x = conv_bn_relu(x, filters[2], 1, "conv2b")
+    x = conv_bn_relu(x, filters[2], 1, "conv2c")
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name="up")(x)
     x = keras.layers.Concatenate(name="join")([x, quarter])
-    x = _conv(x, filters[1], 1, "fuse")
+    x = conv_bn_relu(x, filters[1], 1, "fuse")
     outputs = keras.layers.Conv2D(num_classes, 1, name="class_logits")(x)
     return keras.Model(inputs, {"class_logits": outputs}, name="seg_tiny")

@@ -13,6 +13,7 @@ import numpy as np
 import tf_keras as keras
 
 from edgequant.tasks import boxes
+from edgequant.zoo import conv_bn_relu
 
 ASPECT_RATIOS = (1.0, 2.0, 0.5)
 SCALES = (0.15, 0.35, 0.6)  # anchor side per head, as a fraction of the image
@@ -23,12 +24,6 @@ def anchors(input_shape: tuple[int, ...] = (96, 96, 3)) -> np.ndarray:
     """The anchors [A, 4] (cy, cx, h, w normalized) in the order of the heads' outputs."""
     sizes = [input_shape[0] // s for s in HEAD_STRIDES]
     return boxes.grid_anchors(sizes, SCALES, ASPECT_RATIOS)
-
-
-def _conv(x, filters, stride, name):
-    x = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(name=name + "_bn")(x)
-    return keras.layers.ReLU(name=name + "_relu")(x)
 
 
 def build(
@@ -43,8 +38,8 @@ def build(
     x = inputs
     features = []
     for i, f in enumerate(filters):  # strides 2, 4, 8, 16, 32
-        x = _conv(x, f, 2, f"conv{i}")
-        x = _conv(x, f, 1, f"conv{i}b") if i >= 2 else x
+        x = conv_bn_relu(x, f, 2, f"conv{i}")
+        x = conv_bn_relu(x, f, 1, f"conv{i}b") if i >= 2 else x
         if i >= 2:
             features.append(x)
     regs, logits = [], []

@@ -192,7 +192,7 @@ def activate(qat: QatModel, everything: bool) -> None:
 
 def _check_inputs(qat: QatModel, x: dict) -> int:
     """The number of samples; UserError when names or shapes do not match the model."""
-    from edgequant.usermodel import shapes_match
+    from edgequant.tensors import shapes_match
 
     if not isinstance(x, dict):
         raise UserError("QAT inputs must be a dict of input name -> float32 array")

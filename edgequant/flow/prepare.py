@@ -135,6 +135,12 @@ def validate(config, needs_data: bool = True) -> None:
             "no calibration data: pass --data=PATH (an image folder, .npy/.npz, .tfrecord or "
             "module:function); edgequant never calibrates your model on a default dataset"
         )
+    qat = config.get("qat")
+    if qat is not None and qat.enabled and not config.recovery.get("train_data"):
+        raise UserError(
+            "--qat needs training data: pass --train_data=PATH (an image folder, .npy/.npz, "
+            ".tfrecord or module:function; labels optional)"
+        )
     config_check.validate(config)
 
 
@@ -187,7 +193,14 @@ def prepare(config, out_dir: str | Path) -> Study:
     repaired = None
     if config.edgetpu.get("fix"):
         model, repaired = _repair(model, samples, config.edgetpu.approximate)
-    return Study(
+    # Training data (QAT): the same data kinds and preprocessing as --data.
+    train_path = config.recovery.get("train_data")
+    train = (
+        sources.everything(open_source(config, train_path, model, resolve), "train")
+        if train_path
+        else None
+    )
+    study = Study(
         config,
         out_dir,
         model,
@@ -200,7 +213,14 @@ def prepare(config, out_dir: str | Path) -> Study:
         class_names,
         warnings,
         repaired,
+        train=train,
     )
+    qat = config.get("qat")
+    if qat is not None and qat.enabled:  # refused before any work: data QAT cannot train on
+        from edgequant.train import qat_stage
+
+        qat_stage.check_training_data(study)
+    return study
 
 
 def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:

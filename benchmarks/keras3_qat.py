@@ -34,6 +34,7 @@ _EPOCHS = flags.DEFINE_integer("float_epochs", 8, "Float training epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
 _QAT_SAMPLES = flags.DEFINE_integer("qat_samples", 20000, "Training images used by QAT.")
 _PART = flags.DEFINE_list("part", ["engine"], "engine (the QAT engine alone), deploy, or both.")
+_CASES = flags.DEFINE_list("deploy_cases", ["a", "b", "c", "d"], "--part=deploy: which cases.")
 cli.define_verbose_flag()
 
 
@@ -165,6 +166,7 @@ def main(argv):
                 "imbalance": _imbalance,
                 "thumbnails": _thumbnails,
             },
+            tuple(_CASES.value),
         )
         cli.report(report, _OUT.value)
     if "engine" in _PART.value:

@@ -106,7 +106,14 @@ def _cnn(keras):
     return keras.Model(inp, layers.Dense(10, activation="softmax", name="probs")(x))
 
 
-def run(data, workdir: str, qat_epochs: int, float_epochs: int, builders: dict) -> dict:
+def run(
+    data,
+    workdir: str,
+    qat_epochs: int,
+    float_epochs: int,
+    builders: dict,
+    cases=("a", "b", "c", "d"),
+) -> dict:
     """Cases (a)-(d); `builders` are benchmarks/keras3_qat.py's models and re-parametrisation
     (passed in: importing that script again would define its flags twice)."""
     import keras
@@ -119,7 +126,20 @@ def run(data, workdir: str, qat_epochs: int, float_epochs: int, builders: dict) 
     report: dict = {"png_write_s": round(time.perf_counter() - start, 1)}
     common = (f"--data={f['calib']}", f"--eval_data={f['test']}")
 
-    # (a) a CNN trained outside edgequant, labelled PNG folders, Edge TPU.
+    if "a" in cases or "d" in cases:
+        report.update(_case_a(keras, root, f, common, x_train, y_train, qat_epochs, float_epochs))
+    if "b" in cases:
+        report.update(_case_b(keras, root, f, common, data, qat_epochs, float_epochs, builders))
+    if "c" in cases:
+        report.update(_case_c(keras, root, f, data, qat_epochs, float_epochs, builders))
+    if "d" in cases:
+        report["d_workers"] = workers(root, f)
+    return report
+
+
+def _case_a(keras, root, f, common, x_train, y_train, qat_epochs, float_epochs) -> dict:
+    """(a) a CNN trained outside edgequant, labelled PNG folders, Edge TPU."""
+    report = {}
     keras.utils.set_random_seed(0)
     cnn = _cnn(keras)
     _fit(cnn, x_train, y_train, float_epochs)
@@ -130,8 +150,12 @@ def run(data, workdir: str, qat_epochs: int, float_epochs: int, builders: dict) 
                        "--qat_learning_rate=1e-5")  # fmt: skip
     report["a_cnn_edgetpu"] = summarize(result, s)
     report["a_cnn_edgetpu"]["float_model_unchanged"] = _sha256(root / "cnn.keras") == sha
+    return report
 
-    # (b) per-tensor weights on the depthwise net with spread channel ranges.
+
+def _case_b(keras, root, f, common, data, qat_epochs, float_epochs, builders) -> dict:
+    """(b) per-tensor weights on the depthwise net with spread channel ranges."""
+    x_train, y_train, _, _ = data
     keras.utils.set_random_seed(0)
     dw = builders["classifier"](keras)
     _fit(dw, x_train, y_train, float_epochs)
@@ -141,9 +165,12 @@ def run(data, workdir: str, qat_epochs: int, float_epochs: int, builders: dict) 
                        "--config.quantize.weights=per_tensor", "--qat",
                        f"--train_data={f['train']}", f"--qat_epochs={3 * qat_epochs}",
                        "--qat_learning_rate=1e-4")  # fmt: skip
-    report["b_per_tensor_depthwise"] = summarize(result, s)
+    return {"b_per_tensor_depthwise": summarize(result, s)}
 
-    # (c) two outputs, unlabelled folders: distillation QAT vs PTQ, worst-output SQNR.
+
+def _case_c(keras, root, f, data, qat_epochs, float_epochs, builders) -> dict:
+    """(c) two outputs, unlabelled folders: distillation QAT vs PTQ, worst-output SQNR."""
+    x_train, y_train, _, _ = data
     keras.utils.set_random_seed(1)
     two = builders["two_output"](keras)
     two.compile(keras.optimizers.Adam(2e-3), ["sparse_categorical_crossentropy", "mse"])
@@ -158,9 +185,7 @@ def run(data, workdir: str, qat_epochs: int, float_epochs: int, builders: dict) 
     c = summarize(result, s)
     c["ptq_worst_sqnr_db"] = min(c["uint8"]["sqnr_db"].values())
     c["qat_worst_sqnr_db"] = min(c["qat_uint8"]["sqnr_db"].values())
-    report["c_two_output_distillation"] = c
-    report["d_workers"] = workers(root, f)
-    return report
+    return {"c_two_output_distillation": c}
 
 
 def workers(root: Path, f: dict) -> dict:

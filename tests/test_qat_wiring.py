@@ -72,6 +72,7 @@ def qat_bundle(cnn_path, folders, tmp_path_factory):
     return result, out, before
 
 
+@pytest.mark.slow
 def test_keras3_qat_on_request_sits_beside_ptq_with_parity(qat_bundle, cnn_path):
     result, out, before = qat_bundle
     assert _sha256(cnn_path) == before  # the float model is only read
@@ -91,6 +92,7 @@ def test_keras3_qat_on_request_sits_beside_ptq_with_parity(qat_bundle, cnn_path)
     assert "keras3 QAT on labels: 1 epoch(s)" in report and "qat_uint8: Keras vs TFLite" in report
 
 
+@pytest.mark.slow
 def test_distillation_qat_of_a_two_output_model_without_labels(keras, tmp_path):
     keras.utils.set_random_seed(0)
     signal = keras.Input((12,), name="signal")
@@ -122,6 +124,7 @@ def test_distillation_qat_of_a_two_output_model_without_labels(keras, tmp_path):
     assert q["settings"]["layers"] == ["hidden|kind|level"]
 
 
+@pytest.mark.slow
 def test_qat_without_training_data_is_one_line(cnn_path, folders, tmp_path):
     proc = run_tool(
         "deploy", f"--model={cnn_path}", f"--data={folders[0]}", "--input_range=0,1", "--qat",
@@ -149,6 +152,7 @@ def test_training_data_of_other_classes_or_shapes_is_refused_before_any_work(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_diverging_qat_is_reported_keeps_ptq_and_never_replaces_a_good_bundle(
     qat_bundle, cnn_path, folders, digits
 ):

@@ -200,7 +200,7 @@ def prepare(config, out_dir: str | Path) -> Study:
         if train_path
         else None
     )
-    study = Study(
+    return Study(
         config,
         out_dir,
         model,
@@ -215,12 +215,6 @@ def prepare(config, out_dir: str | Path) -> Study:
         repaired,
         train=train,
     )
-    qat = config.get("qat")
-    if qat is not None and qat.enabled:  # refused before any work: data QAT cannot train on
-        from edgequant.train import qat_stage
-
-        qat_stage.check_training_data(study)
-    return study
 
 
 def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:

@@ -50,7 +50,10 @@ def run(config, out_dir: str | Path) -> dict:
         distribute.output_dir(out_dir) as out,
         rundir.staged(out, inputs=inputs(config), failed=unusable) as staging,
     ):
-        return execute(prepare(config, staging), Path(out))
+        study = prepare(config, staging)
+        if config.qat.enabled:  # asked for: data it cannot train on is refused before any work
+            qat_stage.check_training_data(study)
+        return execute(study, Path(out))
 
 
 def inputs(config) -> tuple[str, ...]:

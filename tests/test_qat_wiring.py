@@ -190,3 +190,16 @@ def test_a_layer_keras3_qat_cannot_simulate_is_one_line_and_ptq_stays(keras, tmp
         {"name": "qat", "error": "Keras 3 QAT cannot simulate layer(s) odd (LeakyReLU); the PTQ "
          "variants still apply"}
     ]  # fmt: skip
+
+
+def test_qat_layers_are_one_regex_for_keras3_and_every_layer_by_default():
+    import re
+
+    from edgequant.train.qat_stage import layer_regex
+
+    assert layer_regex(("*",)) is None and layer_regex(()) is None
+    pattern = re.compile(layer_regex(("conv", "dense$")))
+    assert [n for n in ("conv1", "my_dense", "dense_2", "bn") if pattern.search(n)] == [
+        "conv1",
+        "my_dense",
+    ]

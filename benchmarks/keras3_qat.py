@@ -1,7 +1,8 @@
 """Benchmark: Keras 3 QAT (edgequant.train.keras3_qat) against plain uint8 PTQ on real images.
 
   python benchmarks/keras3_qat.py [--data_dir=/usr/share/datasets/fashion-mnist] \
-      [--workdir=runs/bench/keras3_qat] [--output_json=runs/bench/keras3_qat.json]
+      [--workdir=runs/bench/keras3_qat] [--output_json=runs/bench/keras3_qat.json] \
+      [--part=engine,deploy]
 
 Needs Debian's `dataset-fashion-mnist` (70,000 real images; apt-get install dataset-fashion-mnist).
 Three measurements, all on the 10,000 held-out test images, every .tflite read by signature name:
@@ -14,6 +15,10 @@ Three measurements, all on the 10,000 held-out test images, every .tflite read b
   (iii) parity of each QAT Keras model with its converted .tflite (SQNR, agreement);
 and the route measurement: whether a faithful tf_keras rebuild of a Keras 3 model (route (a),
 tfmot) loads at all. Float training is seeded; numbers vary slightly with the TF build.
+
+`--part=deploy` (benchmarks/keras3_qat_deploy.py) runs the same questions end to end as a user
+would: Keras 3 models trained here, Fashion-MNIST written as PNG folders under --workdir, and
+`tools/deploy.py --qat --train_data=...`, every number read from deploy.json.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ _OUT = flags.DEFINE_string("output_json", "runs/bench/keras3_qat.json", "Write n
 _EPOCHS = flags.DEFINE_integer("float_epochs", 8, "Float training epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
 _QAT_SAMPLES = flags.DEFINE_integer("qat_samples", 20000, "Training images used by QAT.")
+_PART = flags.DEFINE_list("part", ["engine"], "engine (the QAT engine alone), deploy, or both.")
+_CASES = flags.DEFINE_list("deploy_cases", ["a", "b", "c", "d"], "--part=deploy: which cases.")
 cli.define_verbose_flag()
 
 
@@ -139,6 +146,36 @@ def _route_a(model) -> str:
 
 
 def main(argv):
+    import keras3_qat_deploy  # beside this script (sys.path[0])
+
+    from edgequant.errors import UserError
+
+    bad = set(_PART.value) - {"engine", "deploy"}
+    if bad:
+        raise UserError(f"--part: unknown {sorted(bad)}; valid: engine, deploy")
+    report = {}
+    if "deploy" in _PART.value:
+        report["deploy"] = keras3_qat_deploy.run(
+            _load(_DATA.value),
+            _WORKDIR.value,
+            _QAT_EPOCHS.value,
+            _EPOCHS.value,
+            {
+                "classifier": _classifier,
+                "two_output": _two_output,
+                "imbalance": _imbalance,
+                "thumbnails": _thumbnails,
+            },
+            tuple(_CASES.value),
+        )
+        cli.report(report, _OUT.value)
+    if "engine" in _PART.value:
+        report["engine"] = engine()
+        cli.report(report, _OUT.value)
+    return 0
+
+
+def engine() -> dict:
     import time
     from pathlib import Path
 
@@ -252,8 +289,7 @@ def main(argv):
     )
     for name, p in (("(i)", i["parity"]), ("(ii)", ii["parity"])):
         print(f"(iii) parity {name} QAT Keras vs .tflite: {p}")
-    cli.report(report, _OUT.value)
-    return 0
+    return report
 
 
 if __name__ == "__main__":

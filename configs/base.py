@@ -59,10 +59,13 @@ def get_config() -> ConfigDict:
     c.diagnose.debug_samples = 64  # validation images the debugger compares float and int8 on
     c.diagnose.denylist_k = (1, 2)  # mixed-precision variants keeping the k worst layers in float
 
-    # Quantization-aware training (tfmot), off unless a config turns it on (configs/mnist_qat.py).
+    # Quantization-aware training, off unless asked for (--qat, configs/mnist_qat.py): tfmot for
+    # tf_keras models, edgequant's Keras 3 fake quantization for Keras 3 ones. Its training data
+    # is the study's train split, or a deployment's recovery.train_data (--train_data).
     c.qat = ConfigDict()
     c.qat.enabled = False
-    c.qat.layers = ("*",)  # fnmatch patterns of layers to quantize; ("*",) = whole model
+    # Layers to quantize; ("*",) = whole model. tf_keras: fnmatch patterns; Keras 3: regexes.
+    c.qat.layers = ("*",)
     c.qat.noop_layers = ()  # pass-through layers tfmot does not know, quantized as no-ops
     c.qat.epochs = 3
     c.qat.learning_rate = 2e-4  # fine-tuning: a tenth of the float run's
@@ -80,7 +83,7 @@ def get_config() -> ConfigDict:
     c.recovery.large_calibration_size = 2000
     c.recovery.denylist_k = (1, 3)
     c.recovery.validation_size = 500
-    c.recovery.train_data = ""  # labelled training data: enables QAT (tf_keras models)
+    c.recovery.train_data = ""  # training data: enables QAT (Keras 3: labels optional)
     c.recovery.qat_epochs = 2
     c.recovery.qat_learning_rate = 1e-4
     c.recovery.qat_samples = 20000

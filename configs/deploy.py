@@ -24,6 +24,10 @@ def get_config() -> ConfigDict:
     # True (--trust_model_code) lets it run: only for a file you trust (edgequant/modelfile.py).
     c.model.trust_code = False
 
+    # QAT under tools/launch.py --workers=N: multi_worker (TF_CONFIG); only the chief writes.
+    c.distribute = "none"
+    c.distribute_timeout_secs = 600.0
+
     c.quantize.aeq_recipes = ()  # AI Edge Quantizer recipes (target cpu, or a float .tflite)
     c.evaluate.batch_size = 64
     c.bench.threads = (1,)

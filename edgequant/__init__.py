@@ -24,7 +24,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
 
     Options are configs/deploy.py keys, flat where unambiguous: eval_data, target,
     input_range=(lo, hi), mean, std, color, resize, signature, device="name" or a list
-    (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py), or
+    (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py),
+    qat=True with train_data=PATH (and qat_layers=REGEX, qat_epochs, qat_learning_rate), or
     any dotted key such as `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid
     ones. A step that failed (a device, a recipe) is a line in result["errors"]; the other
     results are kept.
@@ -41,6 +42,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
         "train_data": "recovery.train_data",
         "signature": "model.signature",
         "device": "bench.devices",
+        **{f"qat_{k}": f"qat.{k}" for k in ("layers", "epochs", "learning_rate")},
+        "qat": "qat.enabled",
         **{k: f"bench.{k}" for k in ("inventory", "ssh_config", "remote_python")},
         **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
     }
@@ -50,7 +53,7 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
             value = str(value)
         if isinstance(value, list | tuple) and dotted.startswith("preprocess."):
             value = ",".join(str(v) for v in value)
-        if dotted == "bench.devices":
+        if dotted in ("bench.devices", "qat.layers"):
             value = (value,) if isinstance(value, str) else tuple(value)
         try:
             set_key(config, dotted, value)

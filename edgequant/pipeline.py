@@ -19,12 +19,10 @@ from pathlib import Path
 from edgequant import atomic, config_check, datasets, distribute, rundir, usermodel, zoo
 from edgequant.data import sources
 from edgequant.data.dataset import Dataset
-from edgequant.diagnose import stage as diagnose
 from edgequant.flow import run as flow_run
-from edgequant.flow import stages as flow_stages
 from edgequant.flow.prepare import classes
 from edgequant.flow.study import Study
-from edgequant.train import fit, qat_stage
+from edgequant.train import fit
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +103,8 @@ def train(config, out_dir: Path, verbose: int = 2) -> tuple[Dataset, object, dic
     return data, model, trained
 
 
-# The study's stages, in order: the flow's own, with diagnosis and QAT between the plain
-# variants and the recovery ladder (devices are measured by the flow after every stage).
-STAGES = (
-    flow_stages.plain,
-    diagnose.diagnose_stage,
-    qat_stage.qat_stage,
-    flow_stages.recovery,
-)
+# The study's stages are the flow's own (plain, diagnose, qat, recovery): one list for every run.
+STAGES = flow_run.STAGES
 
 
 def run(config, workdir: str | Path, verbose: int = 2) -> dict:

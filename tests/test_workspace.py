@@ -47,9 +47,11 @@ def test_a_config_builds_on_another_through_the_workspace():
 def test_the_base_config_and_the_deployment_name_no_dataset_model_or_training():
     base, deploy = workspace.config("base"), workspace.config("deploy")
     for config in (base, deploy):
-        assert "train" not in config and "distribute" not in config
+        assert "train" not in config
         assert not {"name", "dir", "download", "val_fraction"} & set(config.data.keys())
-    assert "model" not in base and set(deploy.model.keys()) == {"path", "signature"}
+    # A deployment may run under tools/launch.py (QAT steps are collective); the base never.
+    assert "distribute" not in base and deploy.distribute == "none"
+    assert "model" not in base and set(deploy.model.keys()) == {"path", "signature", "trust_code"}
     # Every other config still builds, on the study or the base, with its own keys intact.
     assert workspace.config("mnist_qat").qat.enabled and workspace.config("test").train.epochs == 1
     assert workspace.config("test_multi_worker").qat.nbit == ()

@@ -6,7 +6,11 @@
       --target=cpu --out_dir=bundle
   python tools/deploy.py --model=m.keras --data=images/ --input_range=0,1 --out_dir=bundle \
       --device=coral-1            # or mendel@192.0.2.7:22 --remote_python=/usr/bin/python3
-With --device, every variant is timed on each device (the first one ranks them); a device
+  python tools/deploy.py --model=m.keras --data=images/ --input_range=0,1 --out_dir=bundle \
+      --qat --train_data=train_images/ [--qat_layers=REGEX] [--qat_epochs=3]
+With --qat, the model is fine-tuned with fake quantization (tf_keras: tfmot; Keras 3: edgequant's
+own) and its qat_* variants sit beside the PTQ ones; without labels it learns from the float
+model's outputs. With --device, every variant is timed on each device (the first one ranks them); a device
 that fails is one line and a non-zero exit, and every other result is still written.
 Any key of configs/deploy.py can be set too, e.g. --config.budget.max_drop_pp=0.5.
 """
@@ -31,8 +35,14 @@ _MEAN = flags.DEFINE_string("mean", None, "Images: per-channel mean in pixel uni
 _STD = flags.DEFINE_string("std", None, "Images: per-channel std in pixel units.")
 _COLOR = flags.DEFINE_enum("color", None, ["rgb", "grayscale"], "Images: color mode.")
 _TRAIN = flags.DEFINE_string(
-    "train_data", None, "Labelled training data: lets recovery use QAT (tf_keras models)."
+    "train_data", None, "Training data for QAT (--qat, recovery); same kinds as --data."
 )
+_QAT = flags.DEFINE_bool("qat", None, "Quantization-aware training: qat_* variants too.")
+_QAT_LAYERS = flags.DEFINE_string(
+    "qat_layers", None, "QAT only the layers matching this regex (Keras 3; default: all)."
+)
+_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", None, "QAT epochs.")
+_QAT_LR = flags.DEFINE_float("qat_learning_rate", None, "QAT learning rate.")
 _LABELS = flags.DEFINE_string(
     "labels", None, "labels.txt: class names in the model's output order (default: sorted folders)."
 )
@@ -65,6 +75,9 @@ _SHORTHANDS = (
     (_EVAL, "data.eval_path"),
     (_LABELS, "data.labels"),
     (_TRAIN, "recovery.train_data"),
+    (_QAT, "qat.enabled"),
+    (_QAT_EPOCHS, "qat.epochs"),
+    (_QAT_LR, "qat.learning_rate"),
     (_RANGE, "preprocess.input_range"),
     (_MEAN, "preprocess.mean"),
     (_STD, "preprocess.std"),
@@ -88,6 +101,8 @@ def main(argv):
     cli.apply_flags(config, _SHORTHANDS)
     if _DEVICES.value is not None:
         config.bench.devices = tuple(_DEVICES.value)  # a list flag, a tuple config key
+    if _QAT_LAYERS.value is not None:
+        config.qat.layers = (_QAT_LAYERS.value,)  # one regex, a tuple config key
     result = edgequant.deploy_config(config, _OUT.value)
     print(edgequant.summary(result))
     # Non-zero when nothing meets the budget, or when anything failed (a device, a recipe):

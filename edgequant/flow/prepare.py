@@ -135,6 +135,12 @@ def validate(config, needs_data: bool = True) -> None:
             "no calibration data: pass --data=PATH (an image folder, .npy/.npz, .tfrecord or "
             "module:function); edgequant never calibrates your model on a default dataset"
         )
+    qat = config.get("qat")
+    if qat is not None and qat.enabled and not config.recovery.get("train_data"):
+        raise UserError(
+            "--qat needs training data: pass --train_data=PATH (an image folder, .npy/.npz, "
+            ".tfrecord or module:function; labels optional)"
+        )
     config_check.validate(config)
 
 
@@ -187,6 +193,13 @@ def prepare(config, out_dir: str | Path) -> Study:
     repaired = None
     if config.edgetpu.get("fix"):
         model, repaired = _repair(model, samples, config.edgetpu.approximate)
+    # Training data (QAT): the same data kinds and preprocessing as --data.
+    train_path = config.recovery.get("train_data")
+    train = (
+        sources.everything(open_source(config, train_path, model, resolve), "train")
+        if train_path
+        else None
+    )
     return Study(
         config,
         out_dir,
@@ -200,6 +213,7 @@ def prepare(config, out_dir: str | Path) -> Study:
         class_names,
         warnings,
         repaired,
+        train=train,
     )
 
 

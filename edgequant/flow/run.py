@@ -3,7 +3,7 @@ final_dir)` runs every stage on a prepared Study (the MNIST study calls it on th
 trained).
 
     model (any format) + data -> preprocessing spec -> calibration / evaluation splits
-      -> STAGES (plain variants, recovery ladder)
+      -> STAGES (plain variants, diagnosis, QAT on request, recovery ladder)
       -> one streamed evaluation pass (accuracy with labels, fidelity to float always)
       -> Edge TPU gate, analyzer and compiler -> host latency -> devices (flow/devices.py)
       -> recommendation -> the bundle (flow/bundle.py)
@@ -18,15 +18,19 @@ import logging
 import math
 from pathlib import Path
 
-from edgequant import rundir
+from edgequant import distribute, rundir
+from edgequant.diagnose import stage as diagnose
 from edgequant.errors import UserError
 from edgequant.flow import bundle, devices, stages, variants
 from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.prepare import prepare, validate
 from edgequant.flow.study import Study
+from edgequant.train import qat_stage
 
 log = logging.getLogger(__name__)
-STAGES = (stages.plain, stages.recovery)
+# Every run's stages, a deployment's and the study's: diagnosis and QAT run when the config
+# enables them (config.diagnose.enabled, config.qat.enabled / --qat).
+STAGES = (stages.plain, diagnose.diagnose_stage, qat_stage.qat_stage, stages.recovery)
 
 
 def run(config, out_dir: str | Path) -> dict:
@@ -36,8 +40,20 @@ def run(config, out_dir: str | Path) -> dict:
     (edgequant/rundir.py): an interrupted deployment never leaves a half bundle.
     """
     validate(config)
-    with rundir.staged(out_dir, inputs=inputs(config), failed=unusable) as staging:
-        return execute(prepare(config, staging), Path(out_dir))
+    if (config.get("distribute", "none") or "none") != "none":
+        from edgequant.train import fit
+
+        fit.strategy(config)  # multi-worker collectives are set up before any other TF op
+    # Multi-worker (TF_CONFIG): every worker runs the stages (QAT steps are collective); only
+    # the chief writes out_dir, the others a temporary folder (edgequant/distribute.py).
+    with (
+        distribute.output_dir(out_dir) as out,
+        rundir.staged(out, inputs=inputs(config), failed=unusable) as staging,
+    ):
+        study = prepare(config, staging)
+        if config.qat.enabled:  # asked for: data it cannot train on is refused before any work
+            qat_stage.check_training_data(study)
+        return execute(study, Path(out))
 
 
 def inputs(config) -> tuple[str, ...]:
@@ -56,6 +72,9 @@ def unusable(staging: Path) -> str | None:
     import json
 
     result = json.loads((staging / "deploy.json").read_text())
+    asked = [e["error"] for e in result.get("errors", []) if e["name"] == "qat"]
+    if asked:  # --qat was asked for: a bundle without it is not the result the user wanted
+        return f"QAT failed: {asked[0]}"
     return None if result.get("recommended") else "no variant meets the budget"
 
 

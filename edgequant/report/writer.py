@@ -295,15 +295,7 @@ def diagnosis_section(result: dict) -> list[str]:
         ]
     q = result.get("qat")
     if q:
-        parity = ", ".join(f"{k}: {100 * v:.2f}%" for k, v in q["parity"].items())
-        lines += [
-            "",
-            "### Quantization-aware training",
-            "",
-            f"QAT Keras model test accuracy {100 * q['keras_accuracy']:.2f}%; Keras-vs-TFLite "
-            f"prediction agreement {parity}.",
-            "",
-        ]
+        lines += ["", "### Quantization-aware training", "", *qat_lines(q), ""]
         if q.get("nbit"):
             n = q["nbit"]
             lines.append(
@@ -313,6 +305,29 @@ def diagnosis_section(result: dict) -> list[str]:
             )
             lines.append("")
     return ["## Diagnosis", "", *lines] if lines else []
+
+
+def qat_lines(q: dict) -> list[str]:
+    """The QAT run: route, cost, targets, and per QAT variant its Keras-vs-TFLite parity
+    (agreement, worst-output SQNR): the fake-quant simulation must predict the integer model."""
+    how = "distillation from the float model's outputs" if q.get("distilled") else "labels"
+    acc = q.get("keras_accuracy")
+    cost = (
+        f": {q['epochs']} epoch(s) in {q['seconds']:.1f} s" if q.get("seconds") is not None else ""
+    )
+    lines = [
+        f"{q.get('route', 'tfmot')} QAT on {how}{cost}"
+        + (f"; QAT Keras model test accuracy {100 * acc:.2f}%." if acc is not None else "."),
+        "",
+        "Keras-vs-TFLite parity on the evaluation data (the fake-quant model must predict the "
+        "integer one):",
+    ]
+    for name, agreement in q["parity"].items():
+        sqnr = [v for v in (q.get("sqnr_db") or {}).get(name, {}).values() if v is not None]
+        parts = [f"{100 * agreement:.2f}% top-1 agreement"] if agreement is not None else []
+        parts += [f"worst-output SQNR {min(sqnr):.1f} dB"] if sqnr else []
+        lines.append(f"- {name}: {', '.join(parts) or 'not comparable'}")
+    return lines
 
 
 def training_section(result: dict) -> list[str]:

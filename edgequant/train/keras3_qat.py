@@ -192,7 +192,7 @@ def activate(qat: QatModel, everything: bool) -> None:
 
 def _check_inputs(qat: QatModel, x: dict) -> int:
     """The number of samples; UserError when names or shapes do not match the model."""
-    from edgequant.usermodel import shapes_match
+    from edgequant.tensors import shapes_match
 
     if not isinstance(x, dict):
         raise UserError("QAT inputs must be a dict of input name -> float32 array")
@@ -308,7 +308,6 @@ def fine_tune(
     keeps its PTQ variants. Under a tf.distribute `strategy` a replica is built in its scope,
     trained, and its weights copied back; nothing is written, so any worker may call this.
     """
-    import contextlib
 
     import keras
     import tensorflow as tf
@@ -333,16 +332,19 @@ def fine_tune(
         (xs[0] if len(xs) == 1 else tuple(xs), ys[0] if len(ys) == 1 else tuple(ys))
     )
     data = data.shuffle(n, seed=seed).batch(batch_size)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+    if strategy is None:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=list(losses))
-    fit = model.fit(
-        data,
-        epochs=epochs,
-        verbose=verbose,
-        shuffle=False,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
-    )
-    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+        fit = model.fit(
+            data,
+            epochs=epochs,
+            verbose=verbose,
+            shuffle=False,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+        )
+        history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    else:
+        loss = _fit_distributed(model, data, losses, learning_rate, epochs, batch_size, strategy)
+        history = {"loss": loss}
     loss = history.get("loss", [])
     if any(not np.isfinite(v) for v in loss):
         at = next(i for i, v in enumerate(loss) if not np.isfinite(v)) + 1
@@ -353,6 +355,46 @@ def fine_tune(
     if model is not qat.model:
         qat.model.set_weights(model.get_weights())
     return FineTuneResult(time.perf_counter() - start, len(loss), history, distilled)
+
+
+def _fit_distributed(model, data, losses, learning_rate, epochs, batch_size, strategy) -> list:
+    """The training steps under a tf.distribute strategy, as a plain loop: Keras 3's `fit`
+    fails across workers (it MEAN-reduces a distributed batch to build the model, and its
+    scalar logs with axis=0). Each replica's per-sample loss is summed over the global batch
+    (tf.distribute's rule); returns the mean loss of each epoch, stopping at a non-finite one."""
+    import keras
+    import tensorflow as tf
+
+    per_sample = [type(f).from_config({**f.get_config(), "reduction": None}) for f in losses]
+    with strategy.scope():
+        optimizer = keras.optimizers.Adam(learning_rate)
+        optimizer.build(model.trainable_variables)
+
+    def replica_step(x, y):
+        ys = y if isinstance(y, tuple) else (y,)
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            preds = pred if isinstance(pred, list | tuple) else [pred]
+            loss = tf.add_n(
+                [tf.reduce_sum(f(t, p)) for f, t, p in zip(per_sample, ys, preds, strict=True)]
+            ) / float(batch_size)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    @tf.function
+    def step(x, y):
+        return strategy.reduce("SUM", strategy.run(replica_step, args=(x, y)), axis=None)
+
+    history = []
+    for _ in range(epochs):
+        total, steps = 0.0, 0
+        for x, y in strategy.experimental_distribute_dataset(data):
+            total, steps = total + float(step(x, y)), steps + 1
+        history.append(total / max(steps, 1))
+        if not np.isfinite(history[-1]):
+            break
+    return history
 
 
 def _initialise_ranges(model, xs: list, batch_size: int, batches: int = 8) -> None:

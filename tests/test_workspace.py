@@ -55,7 +55,7 @@ def test_the_base_config_and_the_deployment_name_no_dataset_model_or_training():
     # Every other config still builds, on the study or the base, with its own keys intact.
     assert workspace.config("mnist_qat").qat.enabled and workspace.config("test").train.epochs == 1
     assert workspace.config("test_multi_worker").qat.nbit == ()
-    assert workspace.config("mnist_autoquant").autoquant.enabled
+    assert workspace.config("mnist_autoquant").budget.max_drop_pp == 0.5  # the ladder's target
     assert workspace.config("mnist_edgetpu").model.name == "mobilenet_v2"
 
 

@@ -10,6 +10,8 @@ so a case costs a fraction of a second to a few seconds instead of TensorFlow's 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.probe import cases, verdict
@@ -17,9 +19,13 @@ from tests.probe import cases, verdict
 
 @pytest.fixture(scope="session")
 def probe(tmp_path_factory):
+    """The shared kit, zygote and sshd; with PROBE_JSON=path, the totals are written there too
+    (the same summary as `python -m tests.probe --output_json=path`)."""
     session = cases.Session(tmp_path_factory.mktemp("probe"))
     yield session
     session.close()
+    if os.environ.get("PROBE_JSON") and session.results:
+        cases.write(cases.summarize(session.results), session.results, os.environ["PROBE_JSON"])
 
 
 def _param(c):

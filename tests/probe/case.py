@@ -10,11 +10,14 @@ error line must hold, or a success), and `good`: "clean" or "accepted", the verd
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from tests import sshd
 from tests.probe import kit as kit_mod
 from tests.probe import runner, verdict
 
@@ -56,6 +59,22 @@ def _fill(template: str, fields: dict[str, str]) -> str:
     return template.format(**fields)
 
 
+def _stop_own_server(d: Path) -> None:
+    """A case's private sshd ends with the case, whether or not the case killed it already."""
+    info = d / "_probe" / "server.json"
+    if info.exists():
+        pid = json.loads(info.read_text())["pid"]
+        for p in [*sshd._descendants(pid), pid]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 def execute(case: Case, kit: kit_mod.Kit, zygote: runner.Zygote | None, root: Path) -> Result:
     """Makes the case's folder and files, snapshots what the user has, runs, compares, judges."""
     d = root / case.id
@@ -64,8 +83,8 @@ def execute(case: Case, kit: kit_mod.Kit, zygote: runner.Zygote | None, root: Pa
     fields = {**kit.fields(), "d": str(d)}
     if case.setup:
         case.setup(d, kit)
-    own = d / "dest"  # a case's private sshd (cases_data._own_server)
-    fields["own"] = own.read_text() if own.exists() else ""
+    own = d / "_probe" / "server.json"  # a case's private sshd (cases_data._own_server)
+    fields["own"] = json.loads(own.read_text())["dest"] if own.exists() else ""
     out_dir = d / case.out if case.out else None
     sentinel = kit.root / kit_mod.SENTINEL
     sentinel.unlink(missing_ok=True)
@@ -82,12 +101,15 @@ def execute(case: Case, kit: kit_mod.Kit, zygote: runner.Zygote | None, root: Pa
     outcome = runner.run(use, case.tool, args, d, env=env, timeout=case.timeout,
                          signals=signals, during=during, tmpfs=_fill(case.tmpfs, fields))  # fmt: skip
     failed = outcome.exit != 0
+    _stop_own_server(d)
     code_ran = sentinel.exists()
     sentinel.unlink(missing_ok=True)
     after = verdict.snapshot(d, kit.root)
     lost = verdict.lost_files(before, after, out_dir, failed)
     problem = case.check(d, outcome) if case.check and outcome.exit is not None else None
-    v = verdict.judge(outcome, exits=case.exits, needles=case.needles, good=case.good,
+    # The case's folder name holds its id: needles must match what the line says, not the path.
+    said = dataclasses.replace(outcome, stderr=outcome.stderr.replace(str(d), "{d}"))
+    v = verdict.judge(said, exits=case.exits, needles=case.needles, good=case.good,
                       lost=lost, code_ran=code_ran, problem=problem)  # fmt: skip
     tail = "\n".join(outcome.stderr.strip().splitlines()[-3:])
     return Result(case, v, outcome.exit, outcome.seconds, tail)

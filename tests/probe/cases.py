@@ -34,6 +34,7 @@ class Session:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.results: list[case_mod.Result] = []
         root.mkdir(parents=True, exist_ok=True)
         self.server = sshd.make_server(root / "_sshd")
         self.server.start()
@@ -62,7 +63,8 @@ class Session:
             raise RuntimeError(f"the probe's bundle did not deploy: {o.stderr[-2000:]}")
 
     def run(self, c: case_mod.Case) -> case_mod.Result:
-        return case_mod.execute(c, self.kit, self.zygote, self.root)
+        self.results.append(case_mod.execute(c, self.kit, self.zygote, self.root))
+        return self.results[-1]
 
     def close(self) -> None:
         self.zygote.close()

@@ -31,7 +31,8 @@ def _truncate_third(d: Path, kit) -> None:
 def _webp_class(d: Path, kit) -> None:
     _images(d, kit)
     images(d / "tmp", seed=1, ext="webp")
-    shutil.move(d / "tmp" / "cat", d / "images" / "bird")
+    shutil.rmtree(d / "images" / "cat")  # the same three classes, one of them all .webp
+    shutil.move(d / "tmp" / "cat", d / "images" / "cat")
 
 
 def _npz(d: Path, name: str = "d.npz", **arrays) -> None:
@@ -105,11 +106,11 @@ def data() -> list[Case]:
              env=(PY,), setup=lambda d, k: _module(d, "def samples():\n    return None\n"),
              needles=("mydata:samples",), issue="a data callable that returns None"),
         Case("data-callable-endless", c, "deploy", deploy(data="--data=mydata:samples"),
-             env=(PY,), timeout=60, setup=lambda d, k: _module(d, "def samples():\n    while True:\n"
+             env=(PY,), timeout=30, setup=lambda d, k: _module(d, "def samples():\n    while True:\n"
              "        yield np.zeros((8, 8, 3), np.float32), 0\n"),
              issue="an endless data generator never finishes the counting pass"),
         Case("data-resize-huge", c, "deploy", deploy(*IMG[1:], "--resize=20000,20000",
-             data=IMG[0]), setup=_images, needles=("resize",), timeout=90,
+             data=IMG[0]), setup=_images, needles=("20000",), timeout=90,
              issue="--resize=20000,20000 is not refused"),
         Case("data-evaluate-bundle-embedded-spec", c, "evaluate", (*ev, "--output_json={d}/e.json"),
              exits=(0,), out=None, check=_accuracy_matches_bundle,
@@ -140,10 +141,10 @@ def data() -> list[Case]:
              needles=("nosuchmod",)),
         Case("data-labels-file-short", c, "deploy", deploy(*IMG[1:], "--labels={d}/labels.txt",
              data=IMG[0]), setup=lambda d, k: (_images(d, k), (d / "labels.txt").write_text(
-             "cat\ndog\n")), needles=("labels.txt",)),
+             "cat\ndog\n")), needles=("owl",)),
         Case("data-labels-file-unknown-class", c, "deploy", deploy(*IMG[1:],
              "--labels={d}/labels.txt", data=IMG[0]), setup=lambda d, k: (_images(d, k),
-             (d / "labels.txt").write_text("cat\ndog\nemu\n")), needles=("emu",)),
+             (d / "labels.txt").write_text("cat\ndog\nemu\n")), needles=("owl",)),
         Case("data-missing-path", c, "deploy", deploy(data="--data={d}/nope"), needles=("nope",)),
         Case("data-labels-file-order", c, "deploy", deploy(*IMG[1:], "--labels={d}/labels.txt",
              data=IMG[0]), exits=(0,), good="accepted", check=bundle_written,
@@ -156,18 +157,23 @@ def data() -> list[Case]:
 
 def _own_server(d: Path, kit) -> None:
     """A private sshd for a case that kills it (the session's server stays up for the rest)."""
-    server = sshd.make_server(d / "sshd")
+    server = sshd.make_server(d / "_probe" / "sshd")
     server.start()
-    (d / "server.json").write_text(json.dumps({"pid": server.proc.pid, "dest": server.destination}))
-    (d / "dest").write_text(server.destination)
+    info = {"pid": server.proc.pid, "dest": server.destination}
+    (d / "_probe" / "server.json").write_text(json.dumps(info))
 
 
 def _kill_after(seconds: float):
+    """The device loses power `seconds` after the binary's first SSH session reaches it."""
+
     def during(d: Path, pid: int) -> None:
         import os
 
+        info = json.loads((d / "_probe" / "server.json").read_text())
+        deadline = time.monotonic() + 60
+        while not sshd._descendants(info["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(seconds)
-        info = json.loads((d / "server.json").read_text())
         for child in [*sshd._descendants(info["pid"]), info["pid"]]:
             try:
                 os.kill(child, signal.SIGKILL)
@@ -181,10 +187,10 @@ def devices() -> list[Case]:
     c = "devices"
     ssh = ("--ssh_config={ssh}", "--inventory=")
     bench = ("--model={k}/bundle/fp32.tflite", "--num_runs=3", "--min_secs=0", *ssh)
-    own = ("--ssh_config={d}/sshd/ssh_config", "--inventory=")
+    own = ("--ssh_config={d}/_probe/sshd/ssh_config", "--inventory=")
     return [
         Case("dev-runtime-all-refusing", c, "benchmark", (*bench, "--device={dead}",
-             "--runtime=all", "--remote_python={py}"), out=None, exits=(1,),
+             "--runtime=all", "--remote_python={py}"), out=None,
              issue="benchmark.py --runtime=all against a refusing device"),
         Case("dev-deploy-refusing", c, "deploy", deploy(*ssh, "--device={dead}",
              "--remote_python={py}"), exits=(1,), check=lambda d, o: None if (
@@ -210,15 +216,15 @@ def devices() -> list[Case]:
         Case("dev-bench-dies-mid-run", c, "benchmark", ("--model={k}/bundle/fp32.tflite",
              "--num_runs=100000", "--min_secs=20", "--max_secs=30", *own, "--device={own}",
              "--remote_python={py}", "--step_timeout=20"), setup=_own_server, exits=(1,),
-             during=_kill_after(4.0), out=None, timeout=90, slow=True),
+             during=_kill_after(1.5), out=None, timeout=90, slow=True),
         Case("dev-deploy-dies-mid-run", c, "deploy", deploy(*own, "--device={own}",
-             "--remote_python={py}", "--config.bench.enabled=true", "--config.bench.min_secs=20",
-             "--config.bench.max_secs=30"), setup=_own_server, exits=(1,),
-             during=_kill_after(8.0), timeout=120, slow=True),
+             "--remote_python={py}", "--config.bench.enabled=true", "--config.bench.min_secs=3",
+             "--config.bench.num_runs=3", "--config.bench.threads=(1,)"), setup=_own_server,
+             exits=(1,), during=_kill_after(1.0), timeout=120, slow=True),
         Case("dev-deploy-good", c, "deploy", deploy(*ssh, "--device={dest}",
              "--remote_python={py}", "--config.bench.enabled=true", "--config.bench.num_runs=3",
              "--config.bench.min_secs=0"), exits=(0,), good="accepted", check=bundle_written,
-             timeout=120, slow=True),
+             timeout=60, slow=True),
     ]  # fmt: skip
 
 

@@ -71,7 +71,9 @@ def _child(req: dict) -> None:
     if req.get("tmpfs"):
         _private_tmpfs(req["tmpfs"])
     sys.argv = [req["script"], *req["args"]]
-    sys.path[0] = str(Path(req["script"]).parent)
+    # What a fresh interpreter's sys.path would be: the script's folder, then $PYTHONPATH.
+    extra = [p for p in req["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:1] = [str(Path(req["script"]).parent), *[p for p in extra if p not in sys.path]]
     code = 0
     try:
         runpy.run_path(req["script"], run_name="__main__")

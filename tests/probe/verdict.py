@@ -27,7 +27,8 @@ from tests.probe.runner import Outcome
 BAD = ("unsafe", "lost", "hang", "traceback", "silent", "refused", "unclear")
 GOOD = ("clean", "accepted")
 VERDICTS = (*BAD, *GOOD)
-_OWN = (".stdout", ".stderr", ".rc")  # the probe's capture files in a case folder
+# the probe's capture files in a case folder, and its own things (a private sshd) under _probe/
+_OWN = (".stdout", ".stderr", ".rc")
 
 
 @dataclasses.dataclass
@@ -41,7 +42,8 @@ def snapshot(*folders: Path) -> dict[str, str]:
     out = {}
     for folder in folders:
         for p in sorted(folder.rglob("*")) if folder.is_dir() else ():
-            if p.is_file() and not p.is_symlink() and p.name not in _OWN:
+            mine = p.name in _OWN or "_probe" in p.relative_to(folder).parts
+            if p.is_file() and not p.is_symlink() and not mine:
                 out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 

@@ -205,7 +205,7 @@ def test_validate_names_every_bad_setting_at_once():
 
 # ---------------------------------------------------------------- binaries: one line, exit 2
 
-# One case per code path; tests/probe_bad_input.py runs the wider matrix over every binary.
+# One case per code path; tests/probe/ runs the wider matrix over the deployment binaries.
 FLAG_CASES = {
     "wrong type": ("evaluate", ["--model=m.tflite", "--batch_size=many"], "--batch_size"),
     "missing required flag": ("pipeline", ["--workdir=w"], "--config"),

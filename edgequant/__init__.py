@@ -90,7 +90,8 @@ def summary(result: dict) -> str:
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
     rec = result["recommended"]
-    lines.append(f"recommended: {rec}" if rec else "no variant meets the budget: see the report")
+    lines.append(f"recommended: {rec}" if rec else "no variant meets the budget:")
+    lines += [f"  {u['name']}: {u['reason']}" for u in ([] if rec else result.get("unmet", []))]
     if result.get("ranked_by"):
         lines.append(result["ranked_by"])
     lines += [f"FAILED: {e['name']}: {e['error']}" for e in result.get("errors", [])]

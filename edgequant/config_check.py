@@ -128,6 +128,7 @@ def validate(config) -> None:
         p.number(data, "val_fraction", "data", 0.0, 1.0)
         p.number(data, "holdout_fraction", "data", 1e-9, 1.0)
         p.number(data, "max_corrupt_fraction", "data", 0.0, 1.0)
+        p.integer(data, "max_samples", "data", 1)
         p.integer(data, "max_eval", "data", 0)
 
     train = config.get("train")

@@ -502,11 +502,6 @@ FLOAT_CASES = {
         {"quantize.aeq_recipes": ("dynamic_wi8_afp32",)},
         ("already quantized", "float16"),
     ),
-    "int16x8 tflite": (
-        "tflite_int16x8",
-        {"quantize.aeq_recipes": ("dynamic_wi8_afp32",)},
-        ("already quantized", "int16"),
-    ),
     "int8 tflite on the edgetpu target": ("tflite_int8", {"target": "edgetpu"}, ("float .tflite",)),
     "float tflite without an AEQ recipe": ("tflite_fp32", {}, ("aeq_recipes is empty",)),
     "keras model with an int32 input": ("int32", {}, ("input 'x' is int32", "float32")),

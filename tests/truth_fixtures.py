@@ -84,7 +84,7 @@ def tflite_variants(folder: Path, keras_path: Path) -> dict[str, Path]:
     model = usermodel.load(keras_path)
     x = {"x": np.random.default_rng(0).random((32, 4), np.float32)}
     out = {}
-    for name in ("fp32", "int8", "uint8", "dynamic_range", "float16", "int16x8"):
+    for name in ("fp32", "int8", "uint8", "dynamic_range", "float16"):
         recipe = recipes.get(name)
         content = convert.convert(model, recipe, x if recipe.needs_calibration else None)
         out[name] = convert.write(content, recipe, folder / name)

@@ -27,6 +27,7 @@ _LABELS = flags.DEFINE_string("labels", None, "labels.txt in the model's class o
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per invoke, both sides.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating runs of each side; the best counts.")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
+_TRUST = cli.define_trust_flag()
 flags.mark_flags_as_required(["model", "folder"])
 cli.define_verbose_flag()
 
@@ -75,7 +76,9 @@ def bare_loop(model_path: str, folder_source, batch_size: int) -> tuple[int, flo
     return n, time.perf_counter() - start
 
 
-def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float]:
+def edgequant_eval(
+    model_path: str, split, batch_size: int, trust_code: bool = False
+) -> tuple[dict, float]:
     """What `tools/evaluate.py` does: the library's evaluation of one model."""
     import time
 
@@ -86,7 +89,7 @@ def edgequant_eval(model_path: str, split, batch_size: int) -> tuple[dict, float
     config = deploy.get_config()
     config.evaluate.batch_size = batch_size
     start = time.perf_counter()
-    model = usermodel.load(model_path, config.model.signature)
+    model = usermodel.load(model_path, config.model.signature, trust_code=trust_code)
     result = prepare.evaluate_model(config, model, split)
     return result, time.perf_counter() - start
 
@@ -96,7 +99,8 @@ def main(argv):
     from edgequant.bench import device_runner
     from edgequant.data import preprocess, sources
 
-    model = usermodel.load(_MODEL.value)
+    trust = bool(_TRUST.value)
+    model = usermodel.load(_MODEL.value, trust_code=trust)
     if len(model.inputs) != 1:
         raise cli.UserError(
             f"an image folder feeds a one-input model; {_MODEL.value} has {len(model.inputs)}"
@@ -115,7 +119,7 @@ def main(argv):
     best_eq, best_bare, result = float("inf"), float("inf"), None
     for _ in range(_REPEATS.value):
         n_bare, t_bare = bare_loop(_MODEL.value, src, _BATCH.value)
-        result, t_eq = edgequant_eval(_MODEL.value, split, _BATCH.value)
+        result, t_eq = edgequant_eval(_MODEL.value, split, _BATCH.value, trust)
         best_bare, best_eq = min(best_bare, t_bare), min(best_eq, t_eq)
     report = {
         "images": src.size,

@@ -23,7 +23,8 @@ def get_config() -> ConfigDict:
     c.data.kind = "auto"  # auto | images | arrays | tfrecord | callable
     c.data.holdout_fraction = 0.2
     c.data.max_eval = 0  # evaluate on at most this many samples (0 = all)
-    c.data.max_corrupt_fraction = 0.01  # unreadable images skipped above this: refused
+    c.data.max_corrupt_fraction = 0.01  # files skipped (any reason) above this: refused
+    c.data.max_samples = 100_000  # a data callable yielding more is refused (endless generator)
     c.data.tfrecord_features = ""  # INPUT:KEY,... (default: each input's own name)
     c.data.label_key = "label"
     c.data.labels = ""  # labels.txt in the model's output order; empty = sorted folder names

@@ -23,7 +23,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     """Deploys `model` calibrated on `data` into `out_dir`.
 
     Options are configs/deploy.py keys, flat where unambiguous: eval_data, target,
-    input_range=(lo, hi), mean, std, color, resize, signature, device="name" or a list
+    input_range=(lo, hi), mean, std, color, resize, signature, trust_model_code=True (let
+    the model file run the code it carries, as --trust_model_code), device="name" or a list
     (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py),
     qat=True with train_data=PATH (and qat_layers=REGEX, qat_epochs, qat_learning_rate), or
     any dotted key such as `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid
@@ -41,6 +42,7 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
         "labels": "data.labels",
         "train_data": "recovery.train_data",
         "signature": "model.signature",
+        "trust_model_code": "model.trust_code",
         "device": "bench.devices",
         **{f"qat_{k}": f"qat.{k}" for k in ("layers", "epochs", "learning_rate")},
         "qat": "qat.enabled",
@@ -91,7 +93,8 @@ def summary(result: dict) -> str:
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
     rec = result["recommended"]
-    lines.append(f"recommended: {rec}" if rec else "no variant meets the budget: see the report")
+    lines.append(f"recommended: {rec}" if rec else "no variant meets the budget:")
+    lines += [f"  {u['name']}: {u['reason']}" for u in ([] if rec else result.get("unmet", []))]
     if result.get("ranked_by"):
         lines.append(result["ranked_by"])
     lines += [f"FAILED: {e['name']}: {e['error']}" for e in result.get("errors", [])]

@@ -128,6 +128,7 @@ def validate(config) -> None:
         p.number(data, "val_fraction", "data", 0.0, 1.0)
         p.number(data, "holdout_fraction", "data", 1e-9, 1.0)
         p.number(data, "max_corrupt_fraction", "data", 0.0, 1.0)
+        p.integer(data, "max_samples", "data", 1)
         p.integer(data, "max_eval", "data", 0)
 
     train = config.get("train")
@@ -184,16 +185,9 @@ def validate(config) -> None:
 
     bench = config.get("bench")
     if bench is not None:
-        threads = tuple(bench.get("threads", ()) or ())
-        if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in threads):
-            p.append(f"bench.threads must be integers >= 0 (0 = all cores), got {threads!r}")
-        p.integer(bench, "num_runs", "bench", 1)
-        p.integer(bench, "warmup_runs", "bench", 0)
-        for key in ("min_secs", "max_secs", "warmup_min_secs"):
-            p.number(bench, key, "bench", 0.0)
-        lo, hi = bench.get("min_secs"), bench.get("max_secs")
-        if isinstance(lo, int | float) and isinstance(hi, int | float) and hi < lo:
-            p.append(f"bench.max_secs ({hi}) must be >= bench.min_secs ({lo})")
+        from edgequant.bench import settings  # the one home of the bench rules
+
+        p += settings.config_problems(bench)
         _check_devices(bench, p)
 
     qat = config.get("qat")

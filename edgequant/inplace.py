@@ -1,4 +1,6 @@
-"""A run into a folder that cannot be renamed: a mount point or a symlink (used by rundir.staged).
+"""A run into a folder that cannot be renamed: a mount point or a symlink (rundir.staged).
+
+The marker both read and write lives in runmarker.py.
 
 rename(2) of a mount point fails with EBUSY, and renaming a symlink moves the link, not the
 folder it names: the old code finished the whole run and then stranded it in a staging folder.
@@ -24,7 +26,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edgequant import atomic, rundir
+from edgequant import atomic, runmarker
 
 STAGING = ".edgequant-staging-"
 PREVIOUS = ".edgequant-previous-"
@@ -63,7 +65,7 @@ def _own(folder: Path) -> list[tuple[int, Path]]:
     for p in folder.iterdir():
         for prefix in (STAGING, PREVIOUS):
             rest = p.name[len(prefix) :]
-            if p.name.startswith(prefix) and rest.isdigit() and rundir.is_ours(p):
+            if p.name.startswith(prefix) and rest.isdigit() and runmarker.is_ours(p):
                 out.append((int(rest), p))
     return sorted(out)
 
@@ -73,7 +75,7 @@ def own_folders(folder: Path) -> list[str]:
 
 
 def dead_folders(folder: Path) -> list[str]:
-    return [p.name for pid, p in _own(Path(folder)) if not rundir.pid_alive(pid)]
+    return [p.name for pid, p in _own(Path(folder)) if not runmarker.pid_alive(pid)]
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -84,20 +86,20 @@ def _move(src: Path, dst: Path) -> None:
 def _finish(real: Path, pid: int) -> None:
     """Phases 1-3 for the run `pid`; safe to repeat after any interruption (see the docstring)."""
     staging, previous = real / f"{STAGING}{pid}", real / f"{PREVIOUS}{pid}"
-    new = rundir.read_marker(staging)
-    if new is not None and new.get("status") in rundir.FINAL:
-        if (rundir.read_marker(previous) or {}).get("status") != "moved":
-            old = (rundir.read_marker(real) or {}).get("entries")
+    new = runmarker.read_marker(staging)
+    if new is not None and new.get("status") in runmarker.FINAL:
+        if (runmarker.read_marker(previous) or {}).get("status") != "moved":
+            old = (runmarker.read_marker(real) or {}).get("entries")
             if old is None:  # an older edgequant's run folder, or an empty one: all but ours
-                old = [p.name for p in real.iterdir() if p.name not in rundir.IGNORED]
+                old = [p.name for p in real.iterdir() if p.name not in runmarker.IGNORED]
             previous.mkdir(exist_ok=True)
             for name in old:
-                if name != rundir.MARKER and not name.startswith((STAGING, PREVIOUS)):
+                if name != runmarker.MARKER and not name.startswith((STAGING, PREVIOUS)):
                     _move(real / name, previous / name)
-            rundir.write_marker(previous, {"pid": pid, "status": "moved"})
+            runmarker.write_marker(previous, {"pid": pid, "status": "moved"})
         for name in new["entries"]:
             _move(staging / name, real / name)
-        rundir.write_marker(real, new)
+        runmarker.write_marker(real, new)
         atomic.fsync_dir(real)
     shutil.rmtree(previous, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
@@ -105,7 +107,7 @@ def _finish(real: Path, pid: int) -> None:
 
 def commit(staging: Path, workdir: Path) -> None:
     """Puts the complete run in `staging` (inside `workdir`) in place of the previous one."""
-    with rundir.signals_held():
+    with runmarker.signals_held():
         _finish(Path(os.path.realpath(workdir)), os.getpid())
 
 
@@ -113,7 +115,7 @@ def recover(workdir: Path) -> None:
     """Finishes a commit a killed run left half-done; removes dead runs' staging folders."""
     real = Path(os.path.realpath(workdir))
     for pid, path in _own(real):
-        if pid != os.getpid() and rundir.pid_alive(pid):
+        if pid != os.getpid() and runmarker.pid_alive(pid):
             from edgequant.errors import UserError
 
             raise UserError(

@@ -538,7 +538,7 @@ def test_corrupt_images_are_skipped_and_counted_or_refused_above_the_threshold(
     assert result["float"]["metrics"]["n"] + result["calibration"]["pool"] == 200
     for i in range(5):
         (folder / "c4" / f"bad{i}.jpg").write_bytes(os.urandom(100))
-    with pytest.raises(UserError, match="6 of 206 images .* at most 1% may be skipped"):
+    with pytest.raises(UserError, match="6 of 206 files .* at most 1% may be skipped"):
         edgequant.deploy(keras3_digit_model, folder, tmp_path / "out2", input_range=(0, 1), **QUICK)
 
 

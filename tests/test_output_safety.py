@@ -10,7 +10,6 @@ namespace, `unshare -rm`). Then a matrix of output folders of our own through `r
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -373,8 +372,9 @@ def case_an_interrupted_in_place_run_keeps_the_previous_files(d: Path):
 
 def case_an_in_place_commit_killed_midway_is_finished_by_the_next_run(d: Path):
     """The state a SIGKILL leaves after phase 1 and half of phase 2 (see inplace.py)."""
-    pid = subprocess.Popen(["true"]).pid
-    os.waitpid(pid, 0)  # a dead pid
+    child = subprocess.Popen(["true"])
+    child.wait()  # a dead pid (kept referenced: a dropped Popen may be reaped by the next one)
+    pid = child.pid
     real = d / "real"
     real.mkdir()
     rundir.write_marker(real, {"pid": 1, "status": "complete", "entries": ["a", "b"]})

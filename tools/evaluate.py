@@ -37,6 +37,7 @@ _SEED = flags.DEFINE_integer(
     "seed", 0, "Split seed (must match training's for the offline digits)."
 )
 _OUT = flags.DEFINE_string("output_json", None, "Write {accuracy, top5, per_class, n, ...} here.")
+_TRUST = cli.define_trust_flag()
 flags.mark_flag_as_required("model")
 cli.define_verbose_flag()
 
@@ -72,7 +73,7 @@ def main(argv):
             {"name": name, "dir": _DATA_DIR.value, "download": True, "val_fraction": 0.1}
         )
         stored = datasets.read(data_cfg, _SEED.value)  # bad data fails before the model
-    model = usermodel.load(_MODEL.value, config.model.signature)
+    model = usermodel.load(_MODEL.value, config.model.signature, trust_code=bool(_TRUST.value))
     if _DATA.value:
         split = sources.everything(prepare.open_data(config, model, _DATA.value), "data")
     elif stored is not None:

@@ -50,6 +50,51 @@ class RunnerError(Exception):
     """An expected failure with a one-line message (missing runtime, bad model, ...)."""
 
 
+def setting_problems(s):
+    """Every measuring setting in `s` (a dict: runtime, threads, num_runs, min_secs, max_secs,
+    warmup_runs, warmup_min_secs, seed, parity_lsb) that cannot describe a measurement, each
+    naming its value and the valid range. The one home of these rules: bench/settings.py
+    applies them to every Settings, and `main` to a command line typed on a board, where
+    num_runs=-5 with max_secs=0 measured zero invokes and reported p50 nan with status "ok"."""
+    out = []
+
+    def check(name, ok, rule):
+        if not ok:
+            out.append("{}={} {}".format(name, s[name], rule))
+
+    def finite(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def count(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    valid = ", ".join(("auto", "all") + RUNTIMES)
+    check("runtime", s["runtime"] in ("auto", "all") + RUNTIMES, "(valid: {})".format(valid))
+    check(
+        "threads",
+        s["threads"] is None or (count(s["threads"]) and s["threads"] >= 0),
+        "must be an integer >= 1 (0 or none: the runtime's choice)",
+    )
+    check(
+        "num_runs",
+        count(s["num_runs"]) and s["num_runs"] >= 1,
+        "must be at least 1 (measured invokes)",
+    )
+    check("warmup_runs", count(s["warmup_runs"]) and s["warmup_runs"] >= 0, "must be 0 or more")
+    for name in ("min_secs", "warmup_min_secs"):
+        check(name, finite(s[name]) and s[name] >= 0, "must be a number >= 0")
+    check("max_secs", finite(s["max_secs"]) and s["max_secs"] > 0, "must be a number > 0")
+    if finite(s["min_secs"]) and finite(s["max_secs"]) and 0 < s["max_secs"] < s["min_secs"]:
+        out.append("max_secs={} is below min_secs={}".format(s["max_secs"], s["min_secs"]))
+    check("seed", count(s["seed"]) and 0 <= s["seed"] < 2**32, "must be an integer in [0, 2**32)")
+    check(
+        "parity_lsb",
+        s["parity_lsb"] is None or (finite(s["parity_lsb"]) and s["parity_lsb"] >= 0),
+        "must be a number >= 0 (or none: no parity check)",
+    )
+    return out
+
+
 def _import_runtime(runtime):
     """Returns (module with Interpreter/load_delegate, version string) for a runtime name."""
     if runtime == "auto":
@@ -879,6 +924,12 @@ def main(argv=None):
         return 0
     if not args.model:
         parser.error("a model is required")
+    bad = setting_problems(vars(args))
+    if bad:  # the host checks these too; a command typed on a board is checked here
+        print(
+            json.dumps({"error": "bad benchmark setting(s): " + "; ".join(bad), "kind": "runner"})
+        )
+        return 2
     if args.image:
         try:
             print(

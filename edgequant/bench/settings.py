@@ -16,7 +16,7 @@ to be two warm-up counts (5 here, 10 in the study config); there is one now.
 from __future__ import annotations
 
 import dataclasses
-import math
+import types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,57 +69,34 @@ class Settings:
         return dataclasses.asdict(self)
 
 
-def problems(s: Settings) -> list[str]:
+def problems(s: Settings | types.SimpleNamespace) -> list[str]:
     """Every setting that cannot describe a measurement, each naming its value and the valid
-    range. Checked here, where every Settings is made (flags, configs, the fleet), because the
-    runner obeys what it is given: num_runs=-5 with max_secs=0 measured zero invokes and
-    reported p50 nan with status "ok"."""
-    from edgequant.bench.device_runner import RUNTIMES
+    range. Checked here, where every Settings is made (flags, configs, the fleet), with the
+    rules of `device_runner.setting_problems` (their one home: the runner on a board checks
+    its own command line with them)."""
+    from edgequant.bench.device_runner import setting_problems
 
-    out = []
-
-    def check(name: str, ok: bool, rule: str) -> None:
-        if not ok:
-            out.append(f"{name}={getattr(s, name)} {rule}")
-
-    def finite(v) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-    def count(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    check(
-        "runtime",
-        s.runtime in ("auto", "all", *RUNTIMES),
-        f"(valid: auto, all, {', '.join(RUNTIMES)})",
-    )
-    check(
-        "threads",
-        s.threads is None or (count(s.threads) and s.threads >= 0),
-        "must be an integer >= 1 (0 or none: the runtime's choice)",
-    )
-    check(
-        "num_runs", count(s.num_runs) and s.num_runs >= 1, "must be at least 1 (measured invokes)"
-    )
-    check("warmup_runs", count(s.warmup_runs) and s.warmup_runs >= 0, "must be 0 or more")
-    for name in ("min_secs", "warmup_min_secs"):
-        check(name, finite(getattr(s, name)) and getattr(s, name) >= 0, "must be a number >= 0")
-    check("max_secs", finite(s.max_secs) and s.max_secs > 0, "must be a number > 0")
-    if finite(s.min_secs) and finite(s.max_secs) and 0 < s.max_secs < s.min_secs:
-        out.append(f"max_secs={s.max_secs} is below min_secs={s.min_secs}")
-    check("seed", count(s.seed) and 0 <= s.seed < 2**32, "must be an integer in [0, 2**32)")
-    check(
-        "parity_lsb",
-        s.parity_lsb is None or (finite(s.parity_lsb) and s.parity_lsb >= 0),
-        "must be a number >= 0 (or none: no parity check)",
-    )
-    return out
+    return setting_problems({f.name: getattr(s, f.name) for f in dataclasses.fields(Settings)})
 
 
 DEFAULT = Settings()
 
 # The fields a config's `bench` block carries (configs/base.py copies them from DEFAULT).
 CONFIG_FIELDS = ("num_runs", "min_secs", "max_secs", "warmup_runs", "warmup_min_secs")
+
+
+def config_problems(bench_cfg) -> list[str]:
+    """`problems` of a config's `bench` block (its counts, times and every thread count), each
+    named by its config key: config_check runs it before any work, with the same rules as
+    every Settings made later."""
+    fields = {k: bench_cfg.get(k, getattr(DEFAULT, k)) for k in CONFIG_FIELDS}
+    threads = tuple(bench_cfg.get("threads", ()) or ()) or (None,)
+    out: list[str] = []
+    for t in threads:
+        # problems() reads attributes only: a namespace lets it judge values Settings refuses
+        found = problems(types.SimpleNamespace(**{**DEFAULT.to_dict(), **fields, "threads": t}))
+        out += [f"bench.{p}" for p in found if f"bench.{p}" not in out]
+    return out
 
 
 def from_config(bench_cfg, **overrides) -> Settings:

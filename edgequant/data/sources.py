@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgequant.data import checks
+from edgequant.data.checks import IMAGE_SUFFIXES
 from edgequant.data.preprocess import Preprocessing, apply_batch, apply_tf
 from edgequant.errors import UserError
 from edgequant.tensors import check_shape
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
 KINDS = ("auto", "images", "arrays", "tfrecord", "callable")
 Batch = tuple[dict[str, np.ndarray], "np.ndarray | None"]
 
@@ -45,7 +45,7 @@ class Source:
     size: int
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
-    corrupt: list[str] = dataclasses.field(default_factory=list)  # skipped files
+    skipped: list[checks.Skipped] = dataclasses.field(default_factory=list)  # files left out
     preprocessing: Preprocessing | None = None
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
@@ -73,7 +73,8 @@ class Source:
             "n": self.size,
             "labels": self.labels is not None,
             "classes": len(self.class_names) if self.class_names else None,
-            "corrupt_skipped": len(self.corrupt),
+            "corrupt_skipped": len(self.skipped),
+            "skipped": [s.to_dict() for s in self.skipped],
         }
 
 
@@ -216,7 +217,9 @@ def _labels_from(arr, n: int, where: str) -> np.ndarray:
     y = np.asarray(arr)
     if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
         raise UserError(f"{where}: 'labels' must be {n} integers, got {y.dtype} {list(y.shape)}")
-    return y.astype(np.int64)
+    y = y.astype(np.int64)
+    checks.refuse_negative_labels(y, where)
+    return y
 
 
 def open_arrays(path: Path, inputs) -> ArraySource:
@@ -250,6 +253,8 @@ def open_arrays(path: Path, inputs) -> ArraySource:
         raise UserError(f"{path.name}: arrays have different lengths {sizes}")
     for t in inputs:
         check_shape(t.name, arrays[t.name].shape[1:], t.sample_shape, path.name)
+    for name, values in arrays.items():
+        checks.refuse_non_finite(name, values, str(path))
     n = next(iter(sizes.values()))
     return ArraySource(
         "arrays", f"arrays:{path}", [t.name for t in inputs], n, labels, None, [], None, arrays
@@ -259,13 +264,9 @@ def open_arrays(path: Path, inputs) -> ArraySource:
 # --- image folders ----------------------------------------------------------------------------
 
 
-def _looks_like_image(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return any(head.startswith(m) for m in _MAGIC) and path.stat().st_size > 32
+def _hidden(path: Path, root: Path) -> bool:
+    """.DS_Store, .ipynb_checkpoints/...: not data."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 @dataclasses.dataclass
@@ -287,7 +288,9 @@ class FolderSource(Source):
             return apply_tf(img, spec), label
 
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors()  # a file that passed the header check but does not decode
+        # Every kept file decoded once when the folder was opened (checks.decode_all); one
+        # that changed since is left out here, and `batches` says so.
+        ds = ds.ignore_errors()
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
@@ -297,7 +300,10 @@ class FolderSource(Source):
             seen += len(y)
             yield {name: x}, (None if self.labels is None else y)
         if seen < len(indices):
-            log.warning("%d image(s) failed to decode and were skipped", len(indices) - seen)
+            raise UserError(
+                f"{len(indices) - seen} image(s) in {self.description} no longer decode: "
+                "the folder changed while edgequant was reading it"
+            )
 
 
 def read_class_names(path: str | Path) -> list[str]:
@@ -329,6 +335,7 @@ def open_folder(
     subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     files: list[Path] = []
     labels: list[int] = []
+    listed: list[Path] = []  # every file found, images or not
     if subdirs:
         names = [d.name for d in subdirs]
         if class_names is not None:
@@ -342,9 +349,9 @@ def open_folder(
             class_names = names
         for d in subdirs:
             i = class_names.index(d.name)
-            found = sorted(
-                p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
+            every = sorted(p for p in d.rglob("*") if p.is_file() and not _hidden(p, d))
+            listed += every
+            found = [p for p in every if p.suffix.lower() in IMAGE_SUFFIXES]
             files += found
             labels += [i] * len(found)
         if len(names) == 1:
@@ -353,26 +360,31 @@ def open_folder(
                 "or more; for unlabelled images use a flat folder"
             )
     else:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        # A flat folder: its images; other files beside them (a README, labels.txt) are not data
+        listed = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = [p for p in listed if p.suffix.lower() in IMAGE_SUFFIXES]
+        listed = files + [p for p in listed if p.suffix.lower() in checks.UNREADABLE_IMAGE_SUFFIXES]
+    unknown = [p for p in listed if p.suffix.lower() not in IMAGE_SUFFIXES]
+    checks.refuse_unreadable_types(unknown, path)
     if not files:
         raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
-    ok = np.array([_looks_like_image(p) for p in files])
-    corrupt = [str(p) for p, good in zip(files, ok, strict=True) if not good]
-    if len(corrupt) > max_corrupt * len(files):
-        raise UserError(
-            f"{len(corrupt)} of {len(files)} images in {path} are not PNG/JPEG/BMP "
-            f"(first: {corrupt[0]}); at most {max_corrupt:.0%} may be skipped"
-        )
-    for c in corrupt:
-        log.warning("skipping unreadable image %s", c)
+    check_shape(
+        inp.name, (*preprocessing.size, preprocessing.channels), inp.sample_shape, str(path)
+    )
+    skipped = [checks.Skipped(str(p), "not an image file") for p in unknown]
+    skipped += checks.decode_all([str(p) for p in files], preprocessing.channels)
+    checks.refuse_too_many_skipped(skipped, len(listed), max_corrupt, path)
+    for s in skipped:
+        log.warning("skipping %s: %s", s.file, s.reason)
+    left_out = {s.file for s in skipped}
+    ok = [str(p) not in left_out for p in files]
     kept = [str(p) for p, good in zip(files, ok, strict=True) if good]
+    if not kept:
+        raise UserError(f"no image in {path} decodes (first: {skipped[0].file})")
     y = (
         np.asarray([lab for lab, good in zip(labels, ok, strict=True) if good], np.int64)
         if labels
         else None
-    )
-    check_shape(
-        inp.name, (*preprocessing.size, preprocessing.channels), inp.sample_shape, str(path)
     )
     kind = "images" if y is not None else "images (unlabelled)"
     return FolderSource(
@@ -382,7 +394,7 @@ def open_folder(
         len(kept),
         y,
         class_names,
-        corrupt,
+        skipped,
         preprocessing,
         np.asarray(kept),
     )
@@ -454,26 +466,37 @@ def open_tfrecord(
     feature_keys: dict[str, str],
     label_key: str,
     preprocessing_for: Callable[[], Preprocessing],
+    label_required: bool = False,
 ) -> TFRecordSource:
     """TFRecord files of tf.train.Example; each input is a float/int64 list of the input's
-    size or an encoded image (bytes), under a configurable feature key (default: its name)."""
+    size or an encoded image (bytes), under a configurable feature key (default: its name).
+
+    Every record is read once here: each must have the first record's features (same kinds and
+    lengths, finite floats) and either every record or none has an int64 label under
+    `label_key`. No label key is refused when the user named one (`label_required`) or when a
+    record has a label-like key: a misspelled key would otherwise turn the run unlabelled and
+    its budget from accuracy to SQNR without a word."""
     import tensorflow as tf
 
     features = {t.name: feature_keys.get(t.name, t.name) for t in inputs}
     first = None
     n = 0
-    labels = []
+    labels: list[int | None] = []
+    where = ", ".join(map(str, files))
     try:
         for rec in tf.data.TFRecordDataset([str(f) for f in files]).as_numpy_iterator():
-            ex = tf.train.Example.FromString(rec)
+            try:
+                ex = tf.train.Example.FromString(rec)
+            except Exception:  # noqa: BLE001 - protobuf's DecodeError
+                raise UserError(f"{where}: record {n} is not a tf.train.Example") from None
             first = first or ex
+            checks.check_record(ex, first, n, features, where)
+            labels.append(checks.record_label(ex, label_key, n, where))
             n += 1
-            if label_key in ex.features.feature:
-                labels.append(ex.features.feature[label_key].int64_list.value[0])
     except tf.errors.OpError as e:
         raise UserError(f"cannot read TFRecord {files[0]}: {e.message.splitlines()[0]}") from None
     if n == 0:
-        raise UserError(f"no records in {', '.join(map(str, files))}")
+        raise UserError(f"no records in {where}")
     kinds, shapes, spec = {}, {}, None
     for t in inputs:
         key = features[t.name]
@@ -491,7 +514,7 @@ def open_tfrecord(
             size = len(getattr(first.features.feature[key], kind).value)
             if None in t.sample_shape or size != int(np.prod(t.sample_shape)):
                 check_shape(t.name, (size,), t.sample_shape, f"TFRecord feature '{key}'")
-    y = np.asarray(labels, np.int64) if len(labels) == n else None
+    y = checks.tfrecord_labels(labels, first, label_key, label_required, where)
     src = TFRecordSource(
         "tfrecord",
         f"tfrecord:{','.join(map(str, files))}",
@@ -517,27 +540,65 @@ def open_tfrecord(
 class CallableSource(Source):
     fn: Callable = None
     shapes: dict[str, tuple] = None
+    max_samples: int = 100_000
 
-    def _samples(self) -> Iterator[tuple[dict, int]]:
-        """(sample by input name, label) as the callable gives them, not yet converted: a pass
-        converts only the samples it keeps (`floats`)."""
-        for item in self.fn():
-            x, y = item if isinstance(item, tuple) and len(item) == 2 else (item, -1)
-            if not isinstance(x, dict):
-                x = {self.input_names[0]: x}
-            yield x, int(y)
+    def _samples(self) -> Iterator[tuple[dict, int | None]]:
+        """(sample by input name, label or None) as the callable gives them, not yet converted:
+        a pass converts only the samples it keeps (`floats`). What the user's code raises, or a
+        None where an iterable belongs, is one line naming the callable."""
+        what = self.description.removeprefix("callable:")
+        try:
+            items = self.fn()
+            if items is None:
+                raise UserError(
+                    f"data callable '{what}' returned None: it must return (or yield) an "
+                    "iterable of samples"
+                )
+            for i, item in enumerate(items):
+                if i >= self.max_samples:
+                    raise UserError(
+                        f"data callable '{what}' yielded more than {self.max_samples} samples "
+                        "(data.max_samples): an endless generator? make it finite, or raise "
+                        "--config.data.max_samples"
+                    )
+                if item is None:
+                    raise UserError(f"data callable '{what}' yielded None as sample {i}")
+                x, y = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+                if not isinstance(x, dict):
+                    x = {self.input_names[0]: x}
+                yield x, None if y is None else int(y)
+        except (UserError, KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's code can raise anything
+            line = str(e).splitlines()[0] if str(e) else ""
+            raise UserError(
+                f"data callable '{what}' raised {type(e).__name__}: {line[:200]}"
+            ) from None
 
     def floats(self, x: dict) -> dict[str, np.ndarray]:
-        return {k: np.asarray(x[k], np.float32) for k in self.input_names}
+        what = self.description.removeprefix("callable:")
+        missing = [k for k in self.input_names if k not in x]
+        if missing:
+            raise UserError(
+                f"data callable '{what}': a sample has keys {sorted(x)}; the model's inputs "
+                f"are {self.input_names}"
+            )
+        try:
+            return {k: np.asarray(x[k], np.float32) for k in self.input_names}
+        except (TypeError, ValueError) as e:
+            raise UserError(f"data callable '{what}': a sample is not numeric: {e}") from None
 
     def batches(self, indices: np.ndarray, batch_size: int) -> Iterator[Batch]:
         wanted = set(indices.tolist())
+        last = max(wanted, default=-1)
         xs: list[dict] = []
         ys: list[int] = []
         for i, (x, y) in enumerate(self._samples()):
+            if i > last:
+                break  # every wanted sample is in: a long generator is not drained
             if i in wanted:
                 xs.append(self.floats(x))
-                ys.append(y)
+                ys.append(-1 if y is None else y)
             if len(xs) == batch_size:
                 yield self._stack(xs, ys)
                 xs, ys = [], []
@@ -549,30 +610,49 @@ class CallableSource(Source):
         return x, (None if self.labels is None else np.asarray(ys, np.int64))
 
 
-def open_callable(spec: str, inputs) -> CallableSource:
+def open_callable(spec: str, inputs, max_samples: int = 100_000) -> CallableSource:
     """`module:function` (the module importable from the current directory or PYTHONPATH),
     returning an iterable of samples: an array (one input), a dict by input name, or a
-    (sample, label) pair. It is called once per pass over the data."""
+    (sample, label) pair. It is called once per pass over the data; the first pass (here)
+    counts the samples (at most `max_samples`), checks every one is finite with the model's
+    shapes, and that either every sample or none has a label."""
     module_name, _, fn_name = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         fn = getattr(importlib.import_module(module_name), fn_name)
-    except (ImportError, AttributeError) as e:
-        raise UserError(f"cannot import data callable '{spec}': {e}") from None
-    src = CallableSource("callable", f"callable:{spec}", [t.name for t in inputs], 0, fn=fn)
+    except Exception as e:  # noqa: BLE001 - importing the user's module runs its code
+        line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot import data callable '{spec}': {line[:200]}") from None
+    if not callable(fn):
+        raise UserError(f"data callable '{spec}' is a {type(fn).__name__}, not a function")
+    src = CallableSource(
+        "callable", f"callable:{spec}", [t.name for t in inputs], 0, fn=fn, max_samples=max_samples
+    )
     n, labels = 0, []
     for x, y in src._samples():
-        if n == 0:
-            first = src.floats(x)
-            for t in inputs:
-                check_shape(t.name, first[t.name].shape, t.sample_shape, spec)
+        sample = src.floats(x)
+        for t in inputs:
+            check_shape(t.name, sample[t.name].shape, t.sample_shape, f"{spec} sample {n}")
+            if not np.isfinite(sample[t.name]).all():
+                raise UserError(
+                    f"data callable '{spec}': input '{t.name}' has NaN or Inf values in sample "
+                    f"{n}; quantization needs finite data"
+                )
         labels.append(y)
         n += 1
     if n == 0:
         raise UserError(f"data callable '{spec}' yielded no samples")
     src.size = n
-    src.labels = np.asarray(labels, np.int64) if min(labels) >= 0 else None
+    unlabelled = [i for i, y in enumerate(labels) if y is None]
+    if unlabelled and len(unlabelled) < n:
+        raise UserError(
+            f"data callable '{spec}': sample {unlabelled[0]} has no label but others have one; "
+            "give (sample, label) for every sample or for none"
+        )
+    if not unlabelled:
+        src.labels = np.asarray(labels, np.int64)
+        checks.refuse_negative_labels(src.labels, f"data callable '{spec}'")
     return src
 
 
@@ -611,6 +691,8 @@ def open_source(
     label_key: str = "label",
     max_corrupt: float = 0.01,
     class_names: list[str] | None = None,
+    label_required: bool = False,
+    max_samples: int = 100_000,
 ) -> Source:
     """Opens any supported source for a model with `inputs`; `preprocessing_for()` gives the
     image spec and is only called for image data (it refuses when the mapping is unknown)."""
@@ -628,7 +710,9 @@ def open_source(
         return open_arrays(p, inputs)
     if kind == "tfrecord":
         files = sorted(p.glob("*.tfrec*")) if p.is_dir() else [p]
-        return open_tfrecord(files, inputs, tfrecord_features or {}, label_key, preprocessing_for)
+        return open_tfrecord(
+            files, inputs, tfrecord_features or {}, label_key, preprocessing_for, label_required
+        )
     if kind == "callable":
-        return open_callable(path, inputs)
+        return open_callable(path, inputs, max_samples)
     raise AssertionError(kind)

@@ -7,7 +7,7 @@ inputs, calls every kept layer again on the new tensors (so weights are shared, 
 lets a replacement build standard layers instead where a rewrite applies. Sequential models are
 rebuilt through the functional graph they wrap and come back functional.
 
-Also here: loading and saving in the input's own format and flavour, and the conversion to a
+Also here: saving in the input's own format and flavour (loading is usermodel.load_keras, safe), and the conversion to a
 uint8 TFLite model the analyzer judges (faithful: a dynamic batch stays dynamic, so the gate sees
 it), and the float outputs the rewrites are measured on.
 """
@@ -64,25 +64,6 @@ def file_flavour(path: Path) -> str:
     else:
         raise ValueError(f"{path}: expected a .keras or .h5 Keras model")
     return "keras3" if version.startswith("3") else "tf_keras"
-
-
-def load(path: str | Path):
-    """Loads a .keras/.h5 model with the Keras that wrote it (tf_keras cannot read Keras 3)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
-    try:
-        kind = file_flavour(path)
-    except (OSError, zipfile.BadZipFile, KeyError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a readable Keras model: {e}") from None
-    if kind == "tf_keras":
-        import tf_keras as k
-    else:
-        import keras as k
-    try:
-        return k.models.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise ValueError(f"{path}: cannot load the model: {str(e).splitlines()[0][:200]}") from None
 
 
 def save(model, path: str | Path) -> Path:

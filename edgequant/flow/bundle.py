@@ -9,9 +9,8 @@ from pathlib import Path
 
 from edgequant import atomic, rundir
 from edgequant.data import stats
+from edgequant.flow.bounds import STATS_SAMPLES  # evaluation samples the statistics hold
 from edgequant.flow.study import Study
-
-STATS_SAMPLES = 256  # evaluation samples the data statistics compare with calibration
 
 
 def _finite(x):
@@ -55,14 +54,16 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
             "source": cal_src.description,
             "n": len(next(iter(calib_x.values()))),
             "pool": len(study.calibration),
-            "corrupt_skipped": len(cal_src.corrupt),
+            "corrupt_skipped": len(cal_src.skipped),
+            "skipped": [s.to_dict() for s in cal_src.skipped],  # every file left out, and why
         },
         "evaluation": {
             "source": ev_src.description,
             "n": float_metrics["n"],
             "labels": study.labels_output is not None,
             "held_out_from_data": ev_src is cal_src,
-            "corrupt_skipped": len(ev_src.corrupt) if ev_src is not cal_src else 0,
+            "corrupt_skipped": len(ev_src.skipped) if ev_src is not cal_src else 0,
+            "skipped": [s.to_dict() for s in ev_src.skipped] if ev_src is not cal_src else [],
         },
         "data_stats": data_stats,
         "float": {"path": study.model.path, "metrics": float_metrics},

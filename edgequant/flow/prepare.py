@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from edgequant import config_check, usermodel
-from edgequant.data import preprocess, sources
+from edgequant.data import checks, preprocess, sources
 from edgequant.errors import UserError
 from edgequant.evaluate import metrics
 from edgequant.evaluate.runner import SignatureModel
+from edgequant.flow import bounds, truth
 from edgequant.flow.study import Study
 from edgequant.quantize import convert, recipes
 
@@ -63,7 +64,8 @@ def open_source(config, path: str, model, resolve) -> sources.Source:
     features = dict(
         pair.split(":", 1) for pair in str(d.tfrecord_features).split(",") if ":" in pair
     )
-    return sources.open_source(
+    names = sources.read_class_names(d.labels) if d.labels else None
+    source = sources.open_source(
         path,
         model.inputs,
         resolve,
@@ -71,8 +73,17 @@ def open_source(config, path: str, model, resolve) -> sources.Source:
         tfrecord_features=features,
         label_key=d.label_key,
         max_corrupt=d.max_corrupt_fraction,
-        class_names=sources.read_class_names(d.labels) if d.labels else None,
+        class_names=names,
+        label_required=d.label_key != "label",  # the user named a key: it must be there
+        max_samples=d.get("max_samples", 100_000),
     )
+    if names and source.labels is not None and source.class_names is None:
+        # index labels (arrays, TFRecord, callable) with a labels.txt: it names the classes
+        checks.refuse_labels_outside(
+            source.labels, len(names), source.description, f"{d.labels} names {len(names)}"
+        )
+        source.class_names = list(names)
+    return source
 
 
 def open_data(config, model: usermodel.UserModel, path: str) -> sources.Source:
@@ -158,14 +169,15 @@ def prepare(config, out_dir: str | Path) -> Study:
             "a float .tflite can only go through the AI Edge Quantizer, which keeps float I/O; "
             "the Edge TPU needs uint8 I/O from TFLiteConverter: give the Keras or SavedModel model"
         )
+    truth.refuse_non_float_reference(model, config)
     resolve = preprocessing_resolver(config, model)
     seed = config.seed
     source = open_source(config, config.data.path, model, resolve)
     if config.data.eval_path:
         calibration = sources.everything(source, "calibration")
-        evaluation = sources.everything(
-            open_source(config, config.data.eval_path, model, resolve), "evaluation"
-        )
+        eval_source = open_source(config, config.data.eval_path, model, resolve)
+        truth.refuse_other_classes(source, eval_source)
+        evaluation = sources.everything(eval_source, "evaluation")
         held_out = False
     else:
         calibration, evaluation = sources.holdout(source, config.data.holdout_fraction, seed)
@@ -176,7 +188,16 @@ def prepare(config, out_dir: str | Path) -> Study:
     rest = np.setdiff1d(calibration.indices, cal_set.indices)
     validation = sources.Split(source, rest, "validation") if len(rest) else cal_set
     validation = validation.subset(config.recovery.validation_size, seed + 1, "validation")
+    bounds.check_memory(
+        source,
+        model.inputs,
+        len(cal_set),
+        len(evaluation),
+        config.evaluate.batch_size,
+        bounds.available_bytes(),
+    )
     samples, _ = cal_set.arrays()
+    truth.refuse_non_finite_outputs(model, samples, config.data.path)
     warnings = []
     if len(cal_set) < MIN_CALIBRATION:
         warnings.append(

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgequant import distribute, rundir
 from edgequant.diagnose import stage as diagnose
 from edgequant.errors import UserError
-from edgequant.flow import bundle, devices, stages, variants
+from edgequant.flow import bundle, devices, stages, truth, variants
 from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.prepare import prepare, validate
 from edgequant.flow.study import Study
@@ -75,7 +75,10 @@ def unusable(staging: Path) -> str | None:
     asked = [e["error"] for e in result.get("errors", []) if e["name"] == "qat"]
     if asked:  # --qat was asked for: a bundle without it is not the result the user wanted
         return f"QAT failed: {asked[0]}"
-    return None if result.get("recommended") else "no variant meets the budget"
+    if result.get("recommended"):
+        return None
+    why = "; ".join(f"{u['name']}: {u['reason']}" for u in result.get("unmet", []))
+    return "no variant meets the budget" + (f" ({why})" if why else "")
 
 
 def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
@@ -111,6 +114,8 @@ def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
     devices.measure_on_devices(study, found, result)
     device, result["ranked_by"] = devices.latency_key(study, found)
     result["recommended"] = recommend(study, found, device)
+    if result["recommended"] is None:
+        result["unmet"] = truth.why_none(study, found, result["errors"])
     return bundle.write(study, result, final_dir)
 
 

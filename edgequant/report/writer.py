@@ -402,6 +402,8 @@ def write(result: dict, out_dir: str | Path, manifest: dict | None = None) -> Pa
         "",
         f"**Recommended: `{rec}`**" if rec else "**No variant meets the budget** (see Recovery).",
         "",
+        *(f"- `{u['name']}`: {u['reason']}" for u in result.get("unmet", [])),
+        *([""] if result.get("unmet") else []),
         *([f"Variants are {ranked}.", ""] if ranked else []),
         f"Calibration: {cal['n']} samples from `{cal['source']}`. Evaluation: {ev['n']} samples "
         f"from `{ev['source']}`"

@@ -266,18 +266,3 @@ def train(model, data: Dataset, config, workdir: str | Path, verbose: int = 2) -
             model.save(tmp)
         atomic.write_json(out / "history.json", run.history)
     return TrainResult(str(path), run.history, run.val_accuracy, run.seconds)
-
-
-def load_model(path: str | Path):
-    """Loads a saved tf_keras model with a one-line error for missing or unreadable files."""
-    import tf_keras as keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model not found: {path}")
-    try:
-        return keras.models.load_model(path)
-    except Exception as e:  # noqa: BLE001 - Keras raises many types for a bad file
-        raise ValueError(
-            f"cannot load Keras model {path}: {str(e).splitlines()[0][:200]}"
-        ) from None

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from edgequant import workspace
 from edgequant.errors import UserError  # also re-exported: binaries raise cli.UserError
@@ -160,6 +161,10 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupted)
 
 
+# What absl and ml_collections raise for a bad flag, config file or --config.key.
+_FLAG_ERRORS = (SyntaxError, ImportError, AttributeError, KeyError, ValueError, OSError)
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing with its failures as one `error:` line and exit 2 (not FATAL, exit 1).
 
@@ -177,28 +182,37 @@ def _parse_flags(argv: list[str]) -> list[str]:
                 path = flags.FLAGS[name].serialize().split("=", 1)[-1]
                 raise FileNotFoundError(f"--{name}: config file not found: {path}")
         return rest
-    except (
-        flags.Error,
-        SyntaxError,
-        ImportError,
-        AttributeError,
-        KeyError,
-        ValueError,
-        OSError,
-    ) as e:
-        lines = [ln.strip() for ln in str(e.args[0] if e.args else e).splitlines() if ln.strip()]
-        if isinstance(e, SyntaxError) and e.filename:
-            message = f"config file {e.filename} line {e.lineno}: {e.msg}"
-        elif len(lines) > 1:  # a config file that raised: keep the flag and the final reason
-            message = f"{lines[0].rstrip(':')} {lines[-1]}"
-        else:
-            message = _one_line(e)
-        if isinstance(e, KeyError | AttributeError):
-            from edgequant import config_check
+    except (flags.Error, *_FLAG_ERRORS) as e:
+        _bad_flag(e, argv)
 
-            message = config_check.moved_key_hint(argv, message) or message
+
+def _bad_flag(e: BaseException, argv: list[str]) -> NoReturn:
+    """One `error: bad flag:` line for a flag failure, and exit 2."""
+    lines = [ln.strip() for ln in str(e.args[0] if e.args else e).splitlines() if ln.strip()]
+    if isinstance(e, SyntaxError) and e.filename:
+        message = f"config file {e.filename} line {e.lineno}: {e.msg}"
+    elif len(lines) > 1:  # a config file that raised: keep the flag and the final reason
+        message = f"{lines[0].rstrip(':')} {lines[-1]}"
+    else:
+        message = _one_line(e)
+    if isinstance(e, KeyError | AttributeError):
+        from edgequant import config_check
+
+        message = config_check.moved_key_hint(argv, message) or message
     print(f"error: bad flag: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def define_config_file(default: str | None, help_text: str):
+    """`--config` (ml_collections, locked). With a default file, ml_collections applies the
+    `--config.KEY=V` overrides while the flag is DEFINED, at import: a misspelled key would be
+    a traceback there, so the same one-line error as at parse time is given instead."""
+    from ml_collections import config_flags
+
+    try:
+        return config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+    except _FLAG_ERRORS as e:
+        _bad_flag(e, sys.argv)
 
 
 def run(main: Callable[[list[str]], int | None]) -> None:

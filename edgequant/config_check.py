@@ -10,6 +10,8 @@ command line needs: `--config.quantize.recipes=fp32,int8` arrives as the one-ele
 
 from __future__ import annotations
 
+import re
+
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 
@@ -38,7 +40,9 @@ def moved_key_hint(argv, error: str) -> str | None:
             continue
         key = arg[len("--config.") :].split("=", 1)[0]
         for moved, hint in MOVED.items():
-            refused = any(part in error for part in key.split("."))
+            # The config refused the moved key itself ('train'), not a misspelled key inside a
+            # block the config does have (the study's train.epohcs: "did you mean epochs").
+            refused = re.search(rf"\b{moved.split('.')[-1]}\b", error) is not None
             if (key == moved or key.startswith(moved + ".")) and refused:
                 return f"--config.{key}: {hint}"
     return None

@@ -11,11 +11,8 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file (configs/mnist_autoquant.py).", lock_config=True
-)
+_CONFIG = cli.define_config_file(None, "Config file (configs/mnist_autoquant.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder.")
 flags.mark_flags_as_required(["config", "workdir"])
 cli.define_verbose_flag()

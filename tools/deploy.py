@@ -20,11 +20,8 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", cli.project_path("configs/deploy.py"), "Deployment settings.", lock_config=True
-)
+_CONFIG = cli.define_config_file(cli.project_path("configs/deploy.py"), "Deployment settings.")
 _MODEL = flags.DEFINE_string("model", None, ".keras/.h5 file, SavedModel folder or float .tflite.")
 _DATA = flags.DEFINE_string(
     "data", None, "Calibration data: image folder, .npy/.npz, .tfrecord, module:function."

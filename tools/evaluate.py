@@ -16,11 +16,9 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
-from ml_collections import ConfigDict, config_flags  # noqa: E402
+from ml_collections import ConfigDict  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", cli.project_path("configs/deploy.py"), "Data settings.", lock_config=True
-)
+_CONFIG = cli.define_config_file(cli.project_path("configs/deploy.py"), "Data settings.")
 _MODEL = flags.DEFINE_string("model", None, "A .tflite, .keras/.h5 or SavedModel.")
 _DATA = flags.DEFINE_string("data", None, "Labelled data: image folder, .npz with labels, ...")
 _DATASET = flags.DEFINE_string(

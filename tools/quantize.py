@@ -10,15 +10,11 @@ from edgequant import cli
 cli.quiet_tensorflow()
 
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from edgequant.quantize import recipes  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config",
-    cli.project_path("configs/deploy.py"),
-    "Data and calibration settings.",
-    lock_config=True,
+_CONFIG = cli.define_config_file(
+    cli.project_path("configs/deploy.py"), "Data and calibration settings."
 )
 _MODEL = flags.DEFINE_string("model", None, ".keras/.h5, SavedModel folder.")
 _RECIPE = flags.DEFINE_string("recipe", None, f"One of: {', '.join(recipes.PTQ_RECIPES)}.")

@@ -23,7 +23,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     """Deploys `model` calibrated on `data` into `out_dir`.
 
     Options are configs/deploy.py keys, flat where unambiguous: eval_data, target,
-    input_range=(lo, hi), mean, std, color, resize, signature, device="name" or a list
+    input_range=(lo, hi), mean, std, color, resize, signature, task="detection" with
+    annotations=PATH (postprocess_from, anchors: edgequant/flow/tasks.py), device="name" or a list
     (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py), or
     any dotted key such as `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid
     ones. A step that failed (a device, a recipe) is a line in result["errors"]; the other
@@ -42,6 +43,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
         "signature": "model.signature",
         "device": "bench.devices",
         **{k: f"bench.{k}" for k in ("inventory", "ssh_config", "remote_python")},
+        **{k: f"task.{k}" for k in ("annotations", "postprocess_from", "anchors")},
+        "task": "task.kind",
         **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
     }
     for key, value in options.items():

@@ -187,7 +187,7 @@ def prepare(config, out_dir: str | Path) -> Study:
     repaired = None
     if config.edgetpu.get("fix"):
         model, repaired = _repair(model, samples, config.edgetpu.approximate)
-    return Study(
+    study = Study(
         config,
         out_dir,
         model,
@@ -201,6 +201,10 @@ def prepare(config, out_dir: str | Path) -> Study:
         warnings,
         repaired,
     )
+    from edgequant.flow import tasks
+
+    tasks.setup(study)  # detection/segmentation: ground truth, the body/tail split
+    return study
 
 
 def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:

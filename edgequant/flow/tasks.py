@@ -26,6 +26,7 @@ import numpy as np
 
 from edgequant import postprocess, tasks, usermodel
 from edgequant.errors import UserError
+from edgequant.tasks import formats
 
 log = logging.getLogger(__name__)
 KINDS = ("auto", "classification", "detection", "segmentation")
@@ -200,12 +201,16 @@ def measure(study, paths: dict[str, Path]) -> dict[str, dict]:
             out = body.predict(x)
             if tail is not None:
                 out = tail.predict(out)
-            t0 = time.perf_counter()
             if setup_.kind == "detection":
+                t0 = time.perf_counter()
                 preds[name].update(_detections(out, batch, setup_.anchors))
-            else:
-                tasks.update_from_logits(matrices[name], _logits(out), batch)
-            post_ms[name].append((time.perf_counter() - t0) * 1e3 / len(batch))
+                post_ms[name].append((time.perf_counter() - t0) * 1e3 / len(batch))
+                continue
+            for logits, t in zip(_logits(out), batch, strict=True):
+                t0 = time.perf_counter()
+                predicted = tasks.class_map(logits, t.height, t.width)
+                post_ms[name].append((time.perf_counter() - t0) * 1e3)
+                matrices[name].update(formats.read_mask(t.mask), predicted)
     result = {}
     for name in paths:
         if setup_.kind == "detection":
@@ -222,7 +227,7 @@ def measure(study, paths: dict[str, Path]) -> dict[str, dict]:
         else:
             m = matrices[name].result(setup_.truth.class_names)
             d = m.to_dict()
-        d["postprocess_ms"] = float(np.mean(post_ms[name])) if post_ms[name] else None
+        d["postprocess_ms"] = float(np.median(post_ms[name])) if post_ms[name] else None
         result[name] = d
     return result
 

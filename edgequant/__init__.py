@@ -71,6 +71,11 @@ def summary(result: dict) -> str:
         m = v.get("metrics", {})
         sqnr = [s for s in (m.get("sqnr_db") or {}).values() if s is not None]
         acc = f"top-1 {100 * m['top1']:.2f}%  " if "top1" in m else ""
+        acc += "".join(
+            f"{label} {100 * m[k]:.2f}  "
+            for k, label in (("map50", "mAP@0.5"), ("map", "mAP"), ("miou", "mIoU"))
+            if m.get(k) is not None
+        )
         agree = f"agreement {100 * m['agreement']:.2f}%  " if "agreement" in m else ""
         worst = f"worst SQNR {min(sqnr):.1f} dB  " if sqnr else ""
         tpu = (
@@ -90,6 +95,9 @@ def summary(result: dict) -> str:
     fm = result["float"]["metrics"]
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
+    task = [(label, fm[k]) for k, label in (("map50", "mAP@0.5"), ("miou", "mIoU")) if k in fm]
+    if task:
+        lines.insert(0, f"{'float':>24}  {task[0][0]} {100 * task[0][1]:.2f}")
     rec = result["recommended"]
     lines.append(f"recommended: {rec}" if rec else "no variant meets the budget: see the report")
     if result.get("ranked_by"):

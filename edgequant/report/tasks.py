@@ -59,6 +59,19 @@ def section(result: dict) -> list[str]:
             f"| {name} | {vals} | {_f(delta, '+.2f')} | {_f(lat.get('p50'), '.3f', '')} "
             f"| {_f((e2e or {}).get('p50'), '.3f', '')} | {_f(m.get('postprocess_ms'), '.3f')} |"
         )
+    on_devices = [
+        (d, v["name"], x)
+        for v in result["variants"]
+        for d, x in (v.get("devices") or {}).items()
+        if x.get("p50") is not None
+    ]
+    if on_devices:
+        lines += ["", "| device | variant | body p50 ms | end-to-end p50 ms (body + tail) |"]
+        lines.append("|---|---|---:|---:|")
+        lines += [
+            f"| {d} | {name} | {x['p50']:.3f} | {_f(x.get('end_to_end_p50'), '.3f', 'no tail')} |"
+            for d, name, x in on_devices
+        ]
     post = task["postprocess"]
     if post.get("chosen_by") == "none":
         where = (

@@ -81,6 +81,9 @@ def summarize(result: dict, command: str, proc) -> dict:
             "edgetpu_mapped": f"{e.get('mapped')}/{e.get('total')}" if e else None,
             "body_p50_ms": (v.get("latency_ms") or {}).get("p50"),
             "end_to_end_p50_ms": (v.get("end_to_end_latency_ms") or {}).get("p50"),
+            "body_plus_tail_p50_ms": (v.get("end_to_end_latency_ms") or {}).get(
+                "body_plus_tail_p50"
+            ),
             "cpu_numpy_postprocess_ms": m.get("postprocess_ms"),
             "devices": {
                 d: {"body_p50_ms": x.get("p50"), "end_to_end_p50_ms": x.get("end_to_end_p50")}

@@ -125,6 +125,7 @@ def test_a_segmenter_ships_its_float_tail_and_is_timed_end_to_end_on_host_and_de
     assert "mIoU" in v["budget"] and v["gate"] == "pass"
     e2e = v["end_to_end_latency_ms"]
     assert e2e["tail_tflite"] is True and e2e["p50"] > v["latency_ms"]["p50"]
+    assert e2e["body_plus_tail_p50"] > v["latency_ms"]["p50"]  # the runner's chain alone
     d = v["devices"]["loopdev"]
     assert d["status"] == "ok" and d["end_to_end_p50"] > d["p50"] > 0
     assert "## Segmentation" in (out / "report.md").read_text()

@@ -302,5 +302,6 @@ def end_to_end(study, variant: dict) -> None:
     variant["end_to_end_latency_ms"] = {
         **{k: base[k] + cpu for k in ("p50", "p90", "p99") if base.get(k) is not None},
         "tail_tflite": bool(chained),  # body + tail timed chained by the device runner
+        "body_plus_tail_p50": chained["p50"] if chained else None,
         "numpy_postprocess_ms": cpu,  # + the numpy decode/NMS or upsample/argmax per image
     }

@@ -84,7 +84,8 @@ def section(result: dict) -> list[str]:
             f"split {'at --postprocess_from' if post['chosen_by'] == 'user' else 'automatically'}"
             f" before {', '.join(f'`{n}`' for n in post['start_layers'])} (body outputs "
             f"{', '.join(f'`{n}`' for n in post['cut_layers'])}); the float tail `{task['tail']}` "
-            f"runs on the CPU after every variant's body. {reasons}. {post['why']}"
+            f"runs on the CPU after every variant's body. {reasons + '. ' if reasons else ''}"
+            f"{post['why']}"
         )
     lines += [
         "",

@@ -2,6 +2,7 @@
 host latency of the body and of the CPU postprocess, and what a quantized postprocess costs.
 
   python benchmarks/detection.py --workdir=runs/detection [--epochs=25] [--output_json=F]
+  [--nodeploy] [--noloopback]: step 6, tools/deploy.py --target=edgetpu --annotations=...
   (data and the trained ssd_tiny.keras.h5 in the workdir are reused: delete them to redo)
 
 1. Writes seeded synthetic shapes (edgequant/tasks/shapes.py: PNG images + COCO/VOC/YOLO/mask
@@ -29,6 +30,10 @@ _EVAL = flags.DEFINE_integer("eval_images", 300, "Synthetic evaluation images.")
 _EPOCHS = flags.DEFINE_integer("epochs", 25, "Training epochs.")
 _SIZE = flags.DEFINE_integer("size", 96, "Image side (pixels).")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
+_DEPLOY = flags.DEFINE_bool(
+    "deploy", True, "Also deploy through tools/deploy.py --target=edgetpu (task_deploy.py)."
+)
+_LOOPBACK = flags.DEFINE_bool("loopback", True, "With --deploy: a loopback sshd device too.")
 cli.define_verbose_flag()
 
 
@@ -253,6 +258,20 @@ def main(argv):
         "mapped": f"{dq['mapped_count']}/{dq['op_count']}",
         "cpu_ops": dq["cpu_ops"],
     }
+    if _DEPLOY.value:  # 6. The user's path: tools/deploy.py with the COCO JSON and anchors.
+        import numpy as np
+        import task_deploy
+
+        np.save(work / "anchors.npy", anchors)
+        report["deploy"] = task_deploy.deploy(
+            keras_path,
+            work / "train" / "images",
+            work / "eval" / "images",
+            work / "eval" / "coco.json",
+            work / "bundle",
+            _LOOPBACK.value,
+            f"--anchors={work / 'anchors.npy'}",
+        )
     report["seconds"] = {"train_and_data": train_secs, "total": time.perf_counter() - start}
     cli.report(report, _OUT.value)
     return 0

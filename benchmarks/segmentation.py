@@ -3,6 +3,7 @@ and mapping, host latency of the body and of the CPU postprocess, and what a qua
 postprocess (upsampling + argmax in the graph) costs.
 
   python benchmarks/segmentation.py --workdir=runs/segmentation [--epochs=15] [--output_json=F]
+  [--nodeploy] [--noloopback]: step 6, tools/deploy.py --target=edgetpu --annotations=...
   (data and the trained seg_tiny.keras.h5 in the workdir are reused: delete them to redo)
 
 1. Writes seeded synthetic shapes (edgequant/tasks/shapes.py) and reads the mask PNGs back
@@ -26,6 +27,10 @@ _EVAL = flags.DEFINE_integer("eval_images", 200, "Synthetic evaluation images.")
 _EPOCHS = flags.DEFINE_integer("epochs", 15, "Training epochs.")
 _SIZE = flags.DEFINE_integer("size", 96, "Image side (pixels).")
 _OUT = flags.DEFINE_string("output_json", None, "Write the numbers here too.")
+_DEPLOY = flags.DEFINE_bool(
+    "deploy", True, "Also deploy through tools/deploy.py --target=edgetpu (task_deploy.py)."
+)
+_LOOPBACK = flags.DEFINE_bool("loopback", True, "With --deploy: a loopback sshd device too.")
 cli.define_verbose_flag()
 
 
@@ -197,6 +202,25 @@ def main(argv):
         report["quantized_postprocess"]["edgetpu"] = check(qpaths["uint8"])
     except Exception as e:  # noqa: BLE001 - the converter's refusal is itself the finding
         report["quantized_postprocess"] = {"error": str(e).splitlines()[0][:300]}
+    if _DEPLOY.value:
+        # 6. The user's path: tools/deploy.py with the mask PNGs, the segmenter ending in a
+        # 4x bilinear upsampling that --postprocess_from keeps in a float tail on the CPU.
+        import task_deploy
+
+        up = keras.layers.UpSampling2D(4, interpolation="bilinear", name="upsample")(
+            model.outputs[0]
+        )
+        full = work / "seg_tiny_upsampled.keras.h5"
+        keras.Model(model.inputs, {"class_logits": up}).save(full)
+        report["deploy"] = task_deploy.deploy(
+            full,
+            work / "train" / "images",
+            work / "eval" / "images",
+            work / "eval" / "masks",
+            work / "bundle",
+            _LOOPBACK.value,
+            "--postprocess_from=upsample",
+        )
     report["seconds"] = {"train_and_data": train_secs, "total": time.perf_counter() - start}
     cli.report(report, _OUT.value)
     return 0

@@ -78,6 +78,15 @@ def get_config() -> ConfigDict:
     c.budget = ConfigDict()
     c.budget.max_drop_pp = 1.0  # labelled data: top-1 drop vs float
     c.budget.min_sqnr_db = 20.0  # unlabelled: every output's SQNR vs float
+    c.budget.max_drop_map_pp = 2.0  # detection: COCO mAP@0.5 drop vs float, in points
+    c.budget.max_drop_miou_pp = 2.0  # segmentation: mIoU drop vs float, in points
+
+    # Detectors and segmenters (edgequant/flow/tasks.py): task metrics from annotations.
+    c.task = ConfigDict()
+    c.task.kind = "auto"  # auto (from the annotations) | classification | detection | segmentation
+    c.task.annotations = ""  # COCO JSON, or a folder of VOC XML / YOLO txt / mask PNGs
+    c.task.postprocess_from = ""  # layer where the CPU postprocess starts; empty = found
+    c.task.anchors = ""  # .npy [A, 4] (cy, cx, h, w) for a raw-head (SSD-style) detector
 
     c.recovery = ConfigDict()
     c.recovery.enabled = True

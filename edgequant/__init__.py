@@ -26,7 +26,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
     input_range=(lo, hi), mean, std, color, resize, signature, trust_model_code=True (let
     the model file run the code it carries, as --trust_model_code), device="name" or a list
     (the first is the target; inventory, ssh_config, remote_python as in tools/deploy.py),
-    qat=True with train_data=PATH (and qat_layers=REGEX, qat_epochs, qat_learning_rate), or
+    qat=True with train_data=PATH (and qat_layers=REGEX, qat_epochs, qat_learning_rate),
+    task="detection" with annotations=PATH (postprocess_from, anchors: flow/tasks.py), or
     any dotted key such as `budget.max_drop_pp=0.5`. Unknown keys fail with the list of valid
     ones. A step that failed (a device, a recipe) is a line in result["errors"]; the other
     results are kept.
@@ -47,6 +48,8 @@ def deploy(model: str | Path, data: str | Path, out_dir: str | Path, **options) 
         **{f"qat_{k}": f"qat.{k}" for k in ("layers", "epochs", "learning_rate")},
         "qat": "qat.enabled",
         **{k: f"bench.{k}" for k in ("inventory", "ssh_config", "remote_python")},
+        **{k: f"task.{k}" for k in ("annotations", "postprocess_from", "anchors")},
+        "task": "task.kind",
         **{k: f"preprocess.{k}" for k in ("input_range", "mean", "std", "color", "resize")},
     }
     for key, value in options.items():
@@ -73,6 +76,11 @@ def summary(result: dict) -> str:
         m = v.get("metrics", {})
         sqnr = [s for s in (m.get("sqnr_db") or {}).values() if s is not None]
         acc = f"top-1 {100 * m['top1']:.2f}%  " if "top1" in m else ""
+        acc += "".join(
+            f"{label} {100 * m[k]:.2f}  "
+            for k, label in (("map50", "mAP@0.5"), ("map", "mAP"), ("miou", "mIoU"))
+            if m.get(k) is not None
+        )
         agree = f"agreement {100 * m['agreement']:.2f}%  " if "agreement" in m else ""
         worst = f"worst SQNR {min(sqnr):.1f} dB  " if sqnr else ""
         tpu = (
@@ -92,6 +100,9 @@ def summary(result: dict) -> str:
     fm = result["float"]["metrics"]
     if "top1" in fm:
         lines.insert(0, f"{'float':>24}  top-1 {100 * fm['top1']:.2f}%")
+    task = [(label, fm[k]) for k, label in (("map50", "mAP@0.5"), ("miou", "mIoU")) if k in fm]
+    if task:
+        lines.insert(0, f"{'float':>24}  {task[0][0]} {100 * task[0][1]:.2f}")
     rec = result["recommended"]
     lines.append(f"recommended: {rec}" if rec else "no variant meets the budget:")
     lines += [f"  {u['name']}: {u['reason']}" for u in ([] if rec else result.get("unmet", []))]

@@ -61,6 +61,16 @@ _REMOTE_PY = flags.DEFINE_string(
     "remote_python", None, "Python on the device (overrides the inventory)."
 )
 _SSH_CONFIG = flags.DEFINE_string("ssh_config", None, "ssh config file handed to ssh as -F.")
+_TASK = flags.DEFINE_enum(
+    "task", None, ["auto", "classification", "detection", "segmentation"], "What to measure."
+)
+_ANNOTATIONS = flags.DEFINE_string(
+    "annotations", None, "COCO JSON, or a folder of VOC XML / YOLO txt / mask PNG (--eval_data)."
+)
+_POST_FROM = flags.DEFINE_string(
+    "postprocess_from", None, "Layer where the CPU postprocess starts (default: found)."
+)
+_ANCHORS = flags.DEFINE_string("anchors", None, "Raw-head detector: anchors .npy [A, 4].")
 _TRUST = cli.define_trust_flag()
 flags.mark_flags_as_required(["model", "out_dir"])
 cli.define_verbose_flag()
@@ -88,6 +98,10 @@ _SHORTHANDS = (
     (_REMOTE_PY, "bench.remote_python"),
     (_SSH_CONFIG, "bench.ssh_config"),
     (_TRUST, "model.trust_code"),
+    (_TASK, "task.kind"),
+    (_ANNOTATIONS, "task.annotations"),
+    (_POST_FROM, "task.postprocess_from"),
+    (_ANCHORS, "task.anchors"),
 )
 
 

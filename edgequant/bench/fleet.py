@@ -61,10 +61,13 @@ def plan(
     devices: Sequence[Device],
     settings: remote.Settings,
     results: store.ResultsStore,
+    postprocess: str | Path | None = None,
 ) -> dict[str, list[Job]]:
-    """Device name -> its jobs without a success in the store (one per distinct model)."""
+    """Device name -> its jobs without a success in the store (one per distinct model). With a
+    `postprocess` tail, the key holds the tail's hash too (body alone and body + tail differ)."""
+    tail = "+" + device_runner.sha256_file(postprocess) if postprocess else ""
     hashes = {
-        Path(m): device_runner.sha256_file(m) for m in models
+        Path(m): device_runner.sha256_file(m) + tail for m in models
     }  # each model read once, not per device
     done = results.done()
     out: dict[str, list[Job]] = {}
@@ -107,6 +110,7 @@ def run_device_jobs(
     step_timeout: float,
     accept_new: bool,
     on_result: Callable[[dict], None] | None = None,
+    postprocess: str | Path | None = None,
 ) -> list[dict]:
     """Runs one device's jobs in order over one transport; one record per job."""
     device = jobs[0].device
@@ -115,7 +119,9 @@ def run_device_jobs(
     try:
         for i, job in enumerate(progress.track(jobs, device.name, unit="model")):
             started = time.time()
-            record = _run_with_retries(device, job.model, settings, transport, retry, step_timeout)
+            record = _run_with_retries(
+                device, job.model, settings, transport, retry, step_timeout, postprocess
+            )
             record.update(
                 key=job.key,
                 device=device.name,
@@ -171,11 +177,15 @@ def _close(transport: Transport, wait_secs: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def _run_with_retries(device, model, settings, transport, retry, step_timeout) -> dict:
+def _run_with_retries(
+    device, model, settings, transport, retry, step_timeout, postprocess=None
+) -> dict:
     delay = retry.backoff_secs
     for attempt in range(1, retry.attempts + 1):
         try:
-            return remote.run_on_device(device, model, settings, transport, step_timeout)
+            return remote.run_on_device(
+                device, model, settings, transport, step_timeout, postprocess
+            )
         except TransportError as e:
             if attempt == retry.attempts:
                 return _error("transport", str(e), attempts=attempt)
@@ -199,6 +209,7 @@ def run_fleet(
     accept_new: bool = False,
     on_result: Callable[[dict], None] | None = None,
     max_parallel: int = DEFAULT_MAX_PARALLEL,
+    postprocess: str | Path | None = None,
 ) -> list[dict]:
     """Benchmarks every model on every device that has no result for it yet; returns the new
     records (also in the store). At most `max_parallel` devices are busy at once."""
@@ -209,7 +220,7 @@ def run_fleet(
     if twice:
         raise ValueError(f"device(s) listed twice: {', '.join(twice)}")
     results = store.ResultsStore(store_path)
-    pending = collections.deque(plan(models, devices, settings, results).values())
+    pending = collections.deque(plan(models, devices, settings, results, postprocess).values())
     queue_lock, leases = threading.Lock(), _Leases()
 
     def worker() -> list[dict]:
@@ -223,7 +234,15 @@ def run_fleet(
             leases.acquire(name)
             try:
                 out += run_device_jobs(
-                    jobs, settings, results, ssh_config, retry, step_timeout, accept_new, on_result
+                    jobs,
+                    settings,
+                    results,
+                    ssh_config,
+                    retry,
+                    step_timeout,
+                    accept_new,
+                    on_result,
+                    postprocess,
                 )
             finally:
                 leases.release(name)

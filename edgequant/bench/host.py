@@ -23,9 +23,13 @@ def benchmark_in_subprocess(
     settings: Settings,
     timeout: float = 600.0,
     python: str = sys.executable,
+    postprocess: str | Path | None = None,
 ) -> dict:
-    """The runner's result dict, or {"error", "kind"} when it failed, crashed or hung."""
+    """The runner's result dict, or {"error", "kind"} when it failed, crashed or hung.
+    `postprocess`: a float tail .tflite chained after the body (the result's `postprocess`)."""
     cmd = [python, str(RUNNER), str(model), *settings.runner_args()]
+    if postprocess:
+        cmd.append(f"--postprocess={postprocess}")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

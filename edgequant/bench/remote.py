@@ -122,8 +122,11 @@ def run_on_device(
     settings: Settings,
     transport: Transport,
     timeout: float = 300.0,
+    postprocess: str | Path | None = None,
 ) -> dict:
-    """Deploys (if needed) and benchmarks one model; returns the runner's JSON result."""
+    """Deploys (if needed) and benchmarks one model; returns the runner's JSON result.
+    `postprocess`: a float tail .tflite uploaded beside it and chained after the body (the
+    result's `postprocess.latency_ms` is end to end; `latency_ms` stays the body's)."""
     model = Path(model)
     if not model.is_file():
         raise FileNotFoundError(f"model not found: {model}")
@@ -133,6 +136,10 @@ def run_on_device(
     remote_runner = _remote_runner(base)
     sent_model = _upload_if_missing(transport, model, remote_model, timeout)
     _upload_if_missing(transport, RUNNER, remote_runner, timeout)
+    remote_tail = None
+    if postprocess:
+        remote_tail = f"{base}/models/{device_runner.sha256_file(postprocess)}.tflite"
+        _upload_if_missing(transport, Path(postprocess), remote_tail, timeout)
 
     def on_device(path: str) -> str:  # relative paths are relative to the login directory
         return shlex.quote(path) if path.startswith("/") else '"$h"/' + shlex.quote(path)
@@ -147,6 +154,8 @@ def run_on_device(
         remote_ref = f"{base}/reference/{reference[0].name}"
         _upload_if_missing(transport, reference[0], remote_ref, timeout)
         args += ["--reference", remote_ref, "--reference_runtime", reference[1]]
+    if remote_tail:
+        args += ["--postprocess", remote_tail]
     inner = " ".join(
         [
             shlex.quote(device.python),

@@ -27,10 +27,11 @@ FIELDS = (
     "golden_check",
     "num_threads",
     "threads_over_cores",
+    "postprocess",
 )
 
 
-def run_devices(cfg, models: list, out_dir) -> list[dict]:
+def run_devices(cfg, models: list, out_dir, postprocess=None) -> list[dict]:
     """Every model on every device named in `cfg.devices` (a config's bench block); returns
     the latest record per (device, model file name), including those of earlier runs in
     `out_dir/devices.jsonl`; empty when no device is named. The deployment flow
@@ -41,7 +42,9 @@ def run_devices(cfg, models: list, out_dir) -> list[dict]:
     devices = [inventory.resolve(n, cfg.inventory, cfg.remote_python or None) for n in names]
     settings = bench_settings.from_config(cfg, runtime="auto")
     store_path = Path(out_dir) / "devices.jsonl"
-    fleet.run_fleet(models, devices, settings, store_path, cfg.ssh_config or None)
+    fleet.run_fleet(
+        models, devices, settings, store_path, cfg.ssh_config or None, postprocess=postprocess
+    )
     from edgequant.bench.store import ResultsStore
 
     latest = {}

@@ -74,6 +74,7 @@ def write(study: Study, found: dict, final_dir: Path) -> dict:
         "repair": study.repair,
         "trained": study.trained,
         "recommended": found.pop("recommended"),
+        "task": study.task.record() if getattr(study, "task", None) is not None else None,
         **found,
         "config": json.loads(study.config.to_json_best_effort()),
     }

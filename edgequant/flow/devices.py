@@ -37,9 +37,11 @@ def entry(record: dict) -> dict:
     lat = record.get("latency_ms") or {}  # an emulated board has no latency, by design
     parity = record.get("parity")
     emulated = record.get("emulated")
+    chained = (record.get("postprocess") or {}).get("latency_ms") or {}
     return {
         "runtime": record["runtime"],
         "runtime_version": record["runtime_version"],
+        **({"end_to_end_p50": chained.get("p50")} if record.get("postprocess") else {}),
         "p50": lat.get("p50"),
         "p90": lat.get("p90"),
         "p99": lat.get("p99"),
@@ -58,8 +60,12 @@ def measure_on_devices(study: Study, variants: list[dict], result: dict) -> None
     study's device stage writes too); a failing device is one line in result["errors"]."""
     if not names(study.config) or not variants:
         return
+    task = getattr(study, "task", None)
     records = bench_stage.run_devices(
-        study.config.bench, [v["path"] for v in variants], study.out_dir
+        study.config.bench,
+        [v["path"] for v in variants],
+        study.out_dir,
+        postprocess=task.tail_path if task is not None else None,  # body + float tail, chained
     )
     result["devices"] = records
     by_key = {(r["device"], r["model"]): r for r in records}

@@ -16,7 +16,7 @@ def measure(study: Study, variants: list[dict], split: sources.Split, float_path
     models = {"float": SignatureModel(float_path, bs, signature=None)}
     for v in variants:
         models[v["name"]] = SignatureModel(v["path"], bs, signature=None)
-    return metrics.evaluate(
+    out = metrics.evaluate(
         split,
         models,
         "float",
@@ -25,11 +25,26 @@ def measure(study: Study, variants: list[dict], split: sources.Split, float_path
         class_names=study.class_names,
         batch_size=bs,
     )
+    if getattr(study, "task", None) is not None:  # detection/segmentation: mAP or mIoU too
+        from edgequant.flow import tasks
+
+        paths = {"float": float_path, **{v["name"]: v["path"] for v in variants}}
+        for name, m in tasks.measure(study, paths).items():
+            out[name].update(m)
+    return out
 
 
 def within_budget(study: Study, m: dict, float_m: dict) -> tuple[bool, str]:
-    """The budget: top-1 drop in pp with labels, else the worst output's SQNR."""
+    """The budget: mAP@0.5 / mIoU drop in points for a detector / segmenter with annotations,
+    top-1 drop in pp with labels, else the worst output's SQNR."""
     b = study.config.budget
+    for key, what, limit in (
+        ("map50", "mAP@0.5", "max_drop_map_pp"),
+        ("miou", "mIoU", "max_drop_miou_pp"),
+    ):
+        if key in m and key in float_m:
+            drop, budget = 100 * (float_m[key] - m[key]), b.get(limit, 2.0)
+            return drop <= budget, f"{what} {drop:+.2f} points vs float (budget {budget} points)"
     if "top1" in m and "top1" in float_m:
         # rounded: 0.98 - 0.97 is 1.0000000000000009 pp in floating point, not over a 1 pp budget
         drop = round(100 * (float_m["top1"] - m["top1"]), 9)

@@ -221,7 +221,7 @@ def prepare(config, out_dir: str | Path) -> Study:
         if train_path
         else None
     )
-    return Study(
+    study = Study(
         config,
         out_dir,
         model,
@@ -236,6 +236,10 @@ def prepare(config, out_dir: str | Path) -> Study:
         repaired,
         train=train,
     )
+    from edgequant.flow import tasks
+
+    tasks.setup(study)  # detection/segmentation: ground truth, the body/tail split
+    return study
 
 
 def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:

@@ -22,6 +22,7 @@ from edgequant import distribute, rundir
 from edgequant.diagnose import stage as diagnose
 from edgequant.errors import UserError
 from edgequant.flow import bundle, devices, stages, truth, variants
+from edgequant.flow import tasks as flow_tasks
 from edgequant.flow.measure import measure, within_budget
 from edgequant.flow.prepare import prepare, validate
 from edgequant.flow.study import Study
@@ -62,6 +63,7 @@ def inputs(config) -> tuple[str, ...]:
     return tuple(
         p
         for p in (config.model.path, d.path, d.eval_path, d.labels, config.recovery.train_data)
+        + tuple(config.task.get(k) for k in ("annotations", "anchors") if "task" in config)
         if p
     )
 
@@ -97,7 +99,7 @@ def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
             # only its own variants, never the others' (as the study's pipeline always did).
             log.error("stage %s failed: %s", stage.__name__, e)
             result["errors"].append({"name": stage.__name__, "error": str(e).splitlines()[0]})
-    found = result["variants"]
+    found = result["variants"] = flow_tasks.refuse_quantized_nms(result["variants"], result)
     measured = measure(study, found, study.evaluation, variants.float_path(study))
     result["float_metrics"] = measured.pop("float")
     for v in found:
@@ -134,8 +136,11 @@ def latency(study: Study, variants: list[dict]) -> None:
 
     if not study.config.bench.enabled:
         return
+    task = getattr(study, "task", None)
+    tail = task.tail_path if task is not None else None
     for v in variants:
-        v.update(bench_latency.measure(v["path"], study.config.bench))
+        v.update(bench_latency.measure(v["path"], study.config.bench, tail))
+        flow_tasks.end_to_end(study, v)
 
 
 def recommend(study: Study, variants: list[dict], device: str | None = None) -> str | None:

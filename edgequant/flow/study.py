@@ -41,6 +41,7 @@ class Study:
     repair: dict | None = None  # what --fix rewrote (edgetpu/repair.py), before and after
     train: sources.Split | None = None  # labelled training data (QAT), when there is some
     trained: dict | None = None  # what a training run produced (the study's train stage)
+    task: object | None = None  # detection/segmentation: flow/tasks.TaskSetup
 
     @property
     def num_classes(self) -> int:

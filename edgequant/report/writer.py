@@ -387,6 +387,8 @@ def provenance_section(manifest: dict | None) -> list[str]:
 
 def write(result: dict, out_dir: str | Path, manifest: dict | None = None) -> Path:
     """out_dir/report.md from deploy.json's content (and manifest.json's, for provenance)."""
+    from edgequant.report import tasks as report_tasks
+
     out_dir = Path(out_dir)
     model = result["model"]
     cal, ev = result["calibration"], result["evaluation"]
@@ -423,6 +425,7 @@ def write(result: dict, out_dir: str | Path, manifest: dict | None = None) -> Pa
         "float model's on the same inputs (higher is better, 'exact' means identical).",
         "",
     ]
+    parts += report_tasks.section(result)  # detection / segmentation: mAP or mIoU, latency
     if (out_dir / "tradeoff.png").is_file():
         parts += ["![accuracy vs latency](tradeoff.png)", ""]
     parts += [

@@ -19,6 +19,7 @@ from edgequant.tasks.annotations import (
 from edgequant.tasks.detection import (
     DetectionMetrics,
     Detections,
+    detections_from_decoded,
     detections_from_outputs,
     detections_from_postprocess,
     detections_from_raw,
@@ -41,6 +42,7 @@ __all__ = [
     "SegmentationMetrics",
     "class_map",
     "detect_task",
+    "detections_from_decoded",
     "detections_from_outputs",
     "detections_from_postprocess",
     "detections_from_raw",

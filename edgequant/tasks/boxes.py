@@ -147,6 +147,19 @@ def postprocess(
     """
     boxes = np.clip(decode(regressions, anchors), 0.0, 1.0)
     probs = softmax(class_logits.astype(np.float32))[:, 1:]
+    return nms_per_class(boxes, probs, score_threshold, iou_threshold, max_detections, candidates)
+
+
+def nms_per_class(
+    boxes: np.ndarray,
+    probs: np.ndarray,
+    score_threshold: float = 0.01,
+    iou_threshold: float = 0.5,
+    max_detections: int = 100,
+    candidates: int = 200,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoded boxes [A, 4] (normalized xyxy) and class probabilities [A, C] (no background)
+    -> the best `max_detections` of a per-class NMS (`postprocess`'s second half)."""
     out_b, out_s, out_c = [], [], []
     for c in range(probs.shape[1]):
         idx = np.flatnonzero(probs[:, c] >= score_threshold)

@@ -91,6 +91,17 @@ def detections_from_outputs(
     }
 
 
+def detections_from_decoded(
+    boxes: np.ndarray, scores: np.ndarray, truth: ImageTruth, **nms_options
+) -> Detections:
+    """One image from a graph that already decoded its boxes and took the softmax: `boxes`
+    [A, 4] normalized xyxy, `scores` [A, C + 1] probabilities with background at 0. Only the
+    per-class NMS runs here (the same one `detections_from_raw` uses)."""
+    b, s, c = box_ops.nms_per_class(np.clip(boxes, 0.0, 1.0), scores[:, 1:], **nms_options)
+    scale = np.array([truth.width, truth.height, truth.width, truth.height], np.float32)
+    return Detections(b * scale, s, c)
+
+
 def detections_from_postprocess(
     boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count, truth: ImageTruth
 ) -> Detections:

@@ -106,6 +106,8 @@ _SHORTHANDS = (
 
 
 def main(argv):
+    import sys
+
     import edgequant
 
     config = _CONFIG.value
@@ -117,8 +119,17 @@ def main(argv):
     result = edgequant.deploy_config(config, _OUT.value)
     print(edgequant.summary(result))
     # Non-zero when nothing meets the budget, or when anything failed (a device, a recipe):
-    # the bundle then holds every other result, and the summary names what failed.
-    return 0 if result["recommended"] and not result["errors"] else 1
+    # the bundle then holds every other result, the summary names each, and stderr carries
+    # the one `error:` line a script or CI log looks for.
+    errors = [f"{e['name']}: {e['error']}" for e in result["errors"]]
+    if errors:
+        more = f" (and {len(errors) - 1} more: see the summary)" if len(errors) > 1 else ""
+        print(f"error: {errors[0]}{more}", file=sys.stderr)
+        return 1
+    if not result["recommended"]:
+        print("error: no variant meets the budget (the summary says why)", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

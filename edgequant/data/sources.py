@@ -245,6 +245,14 @@ def open_arrays(path: Path, inputs) -> ArraySource:
                     f"{[t.name for t in inputs]} (missing {missing})"
                 )
             arrays = {t.name: data[t.name] for t in inputs}
+            # An array that feeds no input and is not `labels` (a misspelled 'label', 'y'):
+            # ignoring it would silently turn a labelled run into an unlabelled one.
+            extra = [k for k in names if k not in arrays]
+            if extra:
+                raise UserError(
+                    f"{path.name}: arrays {extra} feed no input of the model "
+                    f"({[t.name for t in inputs]}); labels must be named 'labels'"
+                )
         if "labels" in keys:
             n = len(next(iter(arrays.values())))
             labels = _labels_from(data["labels"], n, path.name)

@@ -116,7 +116,9 @@ def devices_section(result: dict) -> list[str]:
     records = result.get("devices") or []
     if not records:
         return []
-    host = {Path(v["path"]).name: v.get("latency_ms", {}).get("p50") for v in result["variants"]}
+    host = {
+        Path(v["path"]).name: (v.get("latency_ms") or {}).get("p50") for v in result["variants"]
+    }
     lines = [
         "## Devices",
         "",

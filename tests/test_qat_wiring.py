@@ -159,7 +159,9 @@ def test_diverging_qat_is_reported_keeps_ptq_and_never_replaces_a_good_bundle(
     _, out, _ = qat_bundle
     kept = (out / "deploy.json").read_text()
     x = digits.train.x[:64, ..., None].astype(np.float32) / 255.0
-    x[::2] = np.nan  # NaN inputs: NaN targets, NaN loss
+    # Finite inputs (NaN data is refused before any work) so large that the float model's
+    # activations overflow: Inf/NaN targets, a NaN loss.
+    x[::2] = 3e38
     nan = out.parent / "nan.npz"
     np.savez(nan, pixels=x)
     with pytest.raises(UserError, match="QAT failed: QAT diverged: the loss became NaN") as e:

@@ -19,6 +19,19 @@ def keras():
 
 
 @pytest.fixture(scope="module")
+def prepared(digits):
+    """The offline digits as model-ready arrays (x [N, 28, 28, 1] in [0, 1], y) per split."""
+    from types import SimpleNamespace
+
+    from tests.conftest import ready
+
+    def split(s):
+        return SimpleNamespace(x=ready(s.x), y=s.y)
+
+    return SimpleNamespace(train=split(digits.train), test=split(digits.test))
+
+
+@pytest.fixture(scope="module")
 def cnn(keras, prepared):
     """A Keras 3 CNN with BatchNormalization, a depthwise block and an Add, trained briefly."""
     layers = keras.layers

@@ -67,6 +67,7 @@ def _deployment_door(tiny_model, digits, tmp_path):
     np.savez(tmp_path / "train.npz", x=ready(digits.train.x[:1000]), labels=digits.train.y[:1000])
     np.savez(tmp_path / "calib.npz", x=ready(digits.val.x), labels=digits.val.y)
     config = _qat_config(workspace.config("deploy"))
+    config.target = "cpu"  # both full-integer forms, as the study (an Edge TPU run: qat_uint8)
     config.model.path = str(tmp_path / "cnn.keras")
     config.data.path = str(tmp_path / "calib.npz")
     config.recovery.train_data = str(tmp_path / "train.npz")

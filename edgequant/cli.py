@@ -8,7 +8,10 @@ instead of a converter traceback. `--verbose` keeps TensorFlow's logs and full t
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
@@ -82,7 +85,9 @@ def _exit_while_starting(signum: int, frame) -> None:
 def quiet_tensorflow() -> None:
     """Keeps TF/absl import-time noise off the terminal unless --verbose is on the command line.
 
-    Must run before TensorFlow is imported, so binaries call it at module import time.
+    Must run before TensorFlow is imported, so binaries call it at module import time. It does
+    not import TensorFlow itself: that costs about 6 s of CPU, which a binary refusing a bad
+    flag, or benchmarking a .tflite with LiteRT, should never pay.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     # Until `run` installs its handlers: a signal while TensorFlow loads exits quietly.
@@ -92,15 +97,44 @@ def quiet_tensorflow() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    # TF 2.21 logs through C++ absl before TF_CPP_MIN_LOG_LEVEL is read ("All log messages
-    # before absl::InitializeLog()...", cudart_stub), so import it once with fd 2 muted.
+    if "tensorflow" not in sys.modules and not any(
+        isinstance(f, _MutedTensorFlowImport) for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _MutedTensorFlowImport())
+
+
+class _MutedTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Mutes fd 2 while the `tensorflow` package first executes, whoever imports it and when.
+
+    TF 2.21 logs through C++ absl before TF_CPP_MIN_LOG_LEVEL is read ("All log messages before
+    absl::InitializeLog()...", cudart_stub), so the environment alone cannot silence it.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                with _stderr_muted():
+                    load(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def _stderr_muted():
     global _stderr_fd
     saved = os.dup(2)
     _stderr_fd = saved
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            yield
     finally:
         os.dup2(saved, 2)
         _stderr_fd = 2
@@ -148,11 +182,35 @@ def _raise_interrupted(signum: int, frame) -> None:
         # Deliver it again in a moment, when the finalizer or import is over.
         threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
         return
-    # A second signal while the first is being cleaned up kills the process the default way;
-    # anything it leaves is recovered at the next start (rundir.recover).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, _stop_now)
+    signal.signal(signal.SIGTERM, _stop_now)
     raise Interrupted(signum)
+
+
+def _stop_now(signum: int, frame) -> None:
+    """A second signal while the first is being cleaned up: one line, then the signal's default
+    action; anything left is finished or undone at the next start (rundir.recover).
+
+    A Python handler, not SIG_DFL: a second signal already pending when the first handler runs
+    would otherwise surface as CPython's "Signal N ignored due to race condition" traceback.
+    """
+    name = signal.Signals(signum).name
+    sys.stderr.flush()
+    os.write(
+        _stderr_fd,
+        f"error: interrupted again by {name} while stopping; stopped at once (the next run "
+        "into the same folder recovers what was left)\n".encode(),
+    )
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raises `Interrupted` again for a signal a library swallowed on its way up (some catch
+    KeyboardInterrupt and carry on). Called at the last point before a run replaces what the
+    user has, so a Ctrl-C is never answered by replacing the previous bundle."""
+    if _pending_signal is not None:
+        raise Interrupted(_pending_signal)
 
 
 def install_signal_handlers() -> None:

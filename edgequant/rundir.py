@@ -243,7 +243,7 @@ def staged(
     run completed but failed, and it then replaces only a workdir without a successful result
     (otherwise the previous result stays and a UserError says why).
     """
-    from edgequant import inplace
+    from edgequant import cli, inplace
 
     target = check_target(workdir)
     check_inputs(target, inputs)
@@ -266,6 +266,7 @@ def staged(
                 "unchanged (choose a new --out_dir to keep the failed run's report)"
             )
         finish_marker(staging, reason)
+        cli.raise_if_interrupted()
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):

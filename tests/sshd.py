@@ -110,6 +110,11 @@ def make_server(root: Path, alias: str = "loopdev") -> Server:
         f"AuthorizedKeysFile {root}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\nUsePAM no\n"
         "MaxSessions 30\nMaxStartups 30\nLogLevel ERROR\n"
+        # bash sources ~/.bashrc for a command sent over ssh only when SHLVL < 2. Root's rc on
+        # these machines runs `pyenv init`, whose rehash takes a lock; a session killed
+        # mid-rehash leaves it stale and every later command then waits 60 s for it. A board's
+        # login shell is not what the harness tests, so the test server skips it.
+        "SetEnv SHLVL=1\n"
     )
     known = root / "known_hosts"
     pub = Path(str(host_key) + ".pub").read_text().split()

@@ -180,8 +180,7 @@ def test_fleet_survives_a_device_dying_mid_run_and_resumes(
 
 def test_benchmark_tool_runs_on_an_adhoc_device(server, tmp_path, coral_dir):
     out = tmp_path / "r.json"
-    proc = run_tool(
-        "benchmark",
+    args = (
         f"--model={coral_dir / 'split_concat.tflite'}",
         "--device=loopdev",
         f"--ssh_config={server.ssh_config}",
@@ -193,10 +192,21 @@ def test_benchmark_tool_runs_on_an_adhoc_device(server, tmp_path, coral_dir):
         f"--store={tmp_path / 'store.jsonl'}",
         f"--output_json={out}",
     )
+    proc = run_tool("benchmark", *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (record,) = json.loads(out.read_text())
     assert record["device"] == "loopdev" and record["runtime"] == "tflite-runtime"
     assert "| loopdev | split_concat.tflite | tflite-runtime 2.14.0 |" in proc.stdout
+
+    # The same store again: nothing to measure, and the run says so instead of printing nothing.
+    again = run_tool("benchmark", *args)
+    assert again.returncode == 0 and "nothing measured: every model already succeeded" in (
+        again.stdout
+    )
+    # Another Python on the same device is another runtime: its success does not stand for it.
+    other = [a for a in args if not a.startswith("--remote_python")] + ["--remote_python=/no/py3"]
+    missing = run_tool("benchmark", *other)
+    assert missing.returncode == 1 and "/no/py3" in missing.stderr.strip().splitlines()[-1]
 
 
 def test_runtime_all_measures_litert_and_tflite_runtime_side_by_side(server, tmp_path, coral_dir):

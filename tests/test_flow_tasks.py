@@ -124,10 +124,12 @@ def test_a_segmenter_ships_its_float_tail_and_is_timed_end_to_end_on_host_and_de
     assert set(v["metrics"]["per_class_iou"]) == set(shapes.SEG_CLASSES)
     assert "mIoU" in v["budget"] and v["gate"] == "pass"
     e2e = v["end_to_end_latency_ms"]
-    assert e2e["tail_tflite"] is True and e2e["p50"] > v["latency_ms"]["p50"]
-    assert e2e["body_plus_tail_p50"] > v["latency_ms"]["p50"]  # the runner's chain alone
+    # The chain is timed in its own run, so it is compared with nothing timed elsewhere (two
+    # runs of a 0.5 ms model swap order on a busy host): only how the total is made is pinned.
+    assert e2e["tail_tflite"] is True and e2e["body_plus_tail_p50"] > 0
+    assert e2e["p50"] == pytest.approx(e2e["body_plus_tail_p50"] + e2e["numpy_postprocess_ms"])
     d = v["devices"]["loopdev"]
-    assert d["status"] == "ok" and d["end_to_end_p50"] > d["p50"] > 0
+    assert d["status"] == "ok" and d["end_to_end_p50"] > 0 and d["p50"] > 0
     assert "## Segmentation" in (out / "report.md").read_text()
 
 

@@ -339,6 +339,23 @@ def case_an_interrupt_over_a_bundle_without_manifest_says_it_was_kept(d: Path):
     assert e.value.kept.startswith("nothing was kept")
 
 
+def case_a_signal_a_library_swallowed_still_keeps_the_previous_run(d: Path):
+    """Some libraries catch KeyboardInterrupt and carry on: the run then completes, but the
+    pending Ctrl-C must still stop it before it replaces the previous bundle."""
+    from edgequant import cli
+
+    _run(d / "out", {"deploy.json": b"old"})
+    cli._pending_signal = signal.SIGINT
+    try:
+        with pytest.raises(KeyboardInterrupt) as e, rundir.staged(d / "out") as s:
+            atomic.write_bytes(s / "deploy.json", b"new")
+    finally:
+        cli._pending_signal = None
+    assert e.value.kept.startswith(f"{d / 'out'} still holds the previous complete run")
+    assert (d / "out" / "deploy.json").read_bytes() == b"old"
+    assert sorted(p.name for p in d.iterdir()) == ["out"]
+
+
 def case_a_symlinked_out_dir_is_written_in_place(d: Path):
     (d / "real").mkdir()
     (d / "out").symlink_to(d / "real")

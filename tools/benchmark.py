@@ -175,6 +175,11 @@ def _measure(settings, store_path):
                 on_result=_print_progress,
                 max_parallel=_PARALLEL.value or fleet.DEFAULT_MAX_PARALLEL,
             )
+        if not records:
+            print(
+                f"nothing measured: every model already succeeded on every device in "
+                f"{store_path}; give another --store to measure again"
+            )
         return records
     runtimes = list(host.installed_runtimes()) if settings.runtime == "all" else [settings.runtime]
     records = []

@@ -64,7 +64,9 @@ def plan(
     postprocess: str | Path | None = None,
 ) -> dict[str, list[Job]]:
     """Device name -> its jobs without a success in the store (one per distinct model). With a
-    `postprocess` tail, the key holds the tail's hash too (body alone and body + tail differ)."""
+    `postprocess` tail, the key holds the tail's hash too (body alone and body + tail differ).
+    The key holds the device's Python as well: another interpreter on the same board is another
+    runtime, and a success with one must not stand for a run with another."""
     tail = "+" + device_runner.sha256_file(postprocess) if postprocess else ""
     hashes = {
         Path(m): device_runner.sha256_file(m) + tail for m in models
@@ -74,7 +76,7 @@ def plan(
     for d in devices:
         seen, jobs = set(), []
         for model, sha in hashes.items():
-            k = store.key(sha, d.name, settings.to_dict())
+            k = store.key(sha, d.name, {**settings.to_dict(), "python": d.python})
             if k not in done and k not in seen:
                 seen.add(k)
                 jobs.append(Job(d, model, k))

@@ -187,7 +187,13 @@ def _kill_after(seconds: float):
 def devices() -> list[Case]:
     c = "devices"
     ssh = ("--ssh_config={ssh}", "--inventory=")
-    bench = ("--model={k}/bundle/fp32.tflite", "--num_runs=3", "--min_secs=0", *ssh)
+    bench = (
+        "--model={k}/bundle/fp32.tflite",
+        "--num_runs=3",
+        "--min_secs=0",
+        "--store={d}/results.jsonl",
+        *ssh,
+    )
     own = ("--ssh_config={d}/_probe/sshd/ssh_config", "--inventory=")
     return [
         Case("dev-runtime-all-refusing", c, "benchmark", (*bench, "--device={dead}",
@@ -197,8 +203,7 @@ def devices() -> list[Case]:
              "--remote_python={py}"), exits=(1,), check=lambda d, o: None if (
              d / "out/deploy.json").is_file() else "no bundle for the host results"),
         Case("dev-deploy-missing-python", c, "deploy", deploy(*ssh, "--device={dest}",
-             "--remote_python=/nope/python3"), exits=(1,),
-             open="the fleet retries a device whose python is missing until the case times out"),
+             "--remote_python=/nope/python3"), exits=(1,)),
         Case("dev-deploy-unknown-name", c, "deploy", deploy("--device=coral-nope"),
              needles=("coral-nope",)),
         Case("dev-deploy-bad-destination", c, "deploy", deploy("--device=root@@host:xx"),
@@ -206,8 +211,7 @@ def devices() -> list[Case]:
         Case("dev-bench-refusing", c, "benchmark", (*bench, "--device={dead}",
              "--remote_python={py}"), exits=(1,), out=None),
         Case("dev-bench-missing-python", c, "benchmark", (*bench, "--device={dest}",
-             "--remote_python=/nope/python3"), exits=(1,), out=None, flaky=True,
-             open="some runs exit 0 with empty stdout (seen under load; cause not found)"),
+             "--remote_python=/nope/python3"), exits=(1,), out=None),
         Case("dev-bench-ssh-config-missing", c, "benchmark", ("--model={k}/bundle/fp32.tflite",
              "--ssh_config={d}/nope_config", "--device={dest}", "--inventory="),
              needles=("nope_config",), out=None),
@@ -215,9 +219,7 @@ def devices() -> list[Case]:
              "--inventory={d}/inv.toml", "--device=x"), setup=lambda d, k: (d / "inv.toml")
              .write_text("[devices\nx = "), needles=("inv.toml",), out=None),
         Case("dev-bench-good", c, "benchmark", (*bench, "--device={dest}", "--remote_python={py}",
-             "--output_json={d}/b.json"), exits=(0,), good="accepted", out=None, timeout=120,
-             flaky=True, open="a live loopback device run fails in some probe runs (seen in "
-             "the full suite; cause not found yet)"),
+             "--output_json={d}/b.json"), exits=(0,), good="accepted", out=None, timeout=120),
         Case("dev-bench-dies-mid-run", c, "benchmark", ("--model={k}/bundle/fp32.tflite",
              "--num_runs=100000", "--min_secs=20", "--max_secs=30", *own, "--device={own}",
              "--remote_python={py}", "--step_timeout=20"), setup=_own_server, exits=(1,),
@@ -265,9 +267,7 @@ def interrupts() -> list[Case]:
         Case("int-second-sigint", c, "deploy", deploy(), exits=(130,), **prev,
              signals=((staging, INT), (0.05, INT)), needles=("SIGINT",)),
         Case("int-sigterm-then-sigint", c, "deploy", deploy(), exits=(130, 143), **prev,
-             signals=((staging, TERM), (0.05, INT)), flaky=True,
-             open="a second signal can print TF's 'Signal 15 ignored due to race condition' "
-             "traceback before the error line"),
+             signals=((staging, TERM), (0.05, INT))),
         Case("int-first-run-interrupted", c, "deploy", deploy(), exits=(130,),
              signals=((staging, INT),), needles=("SIGINT",)),
         Case("int-benchmark-sigint", c, "benchmark", bench, exits=(130,), out=None,

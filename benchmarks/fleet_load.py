@@ -261,7 +261,7 @@ def main(argv):
     import shutil
     import tempfile
 
-    from edgequant.bench import device_runner, remote, store
+    from edgequant.bench import device_runner, fleet, remote
 
     if not Path(_DEVICE_PY.value).is_file():
         raise FileNotFoundError(f"device python not found: {_DEVICE_PY.value} (make device-venv)")
@@ -280,7 +280,7 @@ def main(argv):
         warmup_min_secs=0.0,
     )  # fmt: skip
     keys = {
-        store.key(device_runner.sha256_file(m), d.name, settings.to_dict())
+        fleet.job_key(device_runner.sha256_file(m), d.name, d.python, settings.to_dict())
         for m in models
         for d in devices
     }
@@ -290,6 +290,7 @@ def main(argv):
         "jobs": len(keys),
         "max_parallel": _parallel(),
         "settings": settings.to_dict(),
+        "device_python": devices[0].python,
         "host_cores": os.cpu_count(),
         "load_average_before": os.getloadavg(),
         "passes": [],

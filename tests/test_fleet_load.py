@@ -79,7 +79,9 @@ def test_fleet_under_load_records_every_job_once_and_resumes_only_the_missing(tm
     models = sorted((tmp_path / "w" / "models").glob("*.tflite"))
     settings = report["settings"]
     keys = {
-        store.key(device_runner.sha256_file(m), f"dev{d:02d}", settings)
+        fleet.job_key(
+            device_runner.sha256_file(m), f"dev{d:02d}", report["device_python"], settings
+        )
         for m in models
         for d in range(4)
     }

@@ -39,6 +39,7 @@ def user_files(tmp_path_factory) -> Path:
     import tf_keras as k
 
     folder = tmp_path_factory.mktemp("inputs")
+    k.utils.set_random_seed(0)  # unseeded, about one init in ten misses the 20 dB budget
     inp = k.Input((4,), name="x")
     model = k.Model(inp, k.layers.Dense(3, name="y")(k.layers.Dense(8, activation="relu")(inp)))
     model.save(folder / "good.keras")

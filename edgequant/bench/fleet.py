@@ -56,6 +56,13 @@ def _error(kind: str, message: str, **extra) -> dict:
     return {"error": message, "kind": kind, **extra}
 
 
+def job_key(model_sha256: str, device: str, python: str, settings: dict) -> str:
+    """The results-store key of one model on one device. The device's Python is part of it:
+    another interpreter on the same board is another runtime, and a success with one must not
+    stand for a run with another."""
+    return store.key(model_sha256, device, {**settings, "python": python})
+
+
 def plan(
     models: Sequence[str | Path],
     devices: Sequence[Device],
@@ -64,9 +71,7 @@ def plan(
     postprocess: str | Path | None = None,
 ) -> dict[str, list[Job]]:
     """Device name -> its jobs without a success in the store (one per distinct model). With a
-    `postprocess` tail, the key holds the tail's hash too (body alone and body + tail differ).
-    The key holds the device's Python as well: another interpreter on the same board is another
-    runtime, and a success with one must not stand for a run with another."""
+    `postprocess` tail, the key holds the tail's hash too (body alone and body + tail differ)."""
     tail = "+" + device_runner.sha256_file(postprocess) if postprocess else ""
     hashes = {
         Path(m): device_runner.sha256_file(m) + tail for m in models
@@ -76,7 +81,7 @@ def plan(
     for d in devices:
         seen, jobs = set(), []
         for model, sha in hashes.items():
-            k = store.key(sha, d.name, {**settings.to_dict(), "python": d.python})
+            k = job_key(sha, d.name, d.python, settings.to_dict())
             if k not in done and k not in seen:
                 seen.add(k)
                 jobs.append(Job(d, model, k))

@@ -3,7 +3,7 @@
 A source that silently drops a file, wraps a label of -1 into the last class, or feeds NaN to
 the converter gives a wrong result with exit 0. Each check here either passes, or names what
 was skipped (and why), or raises one `UserError` line naming the input and the sample.
-Used by sources.py while it opens a source, and by flow/prepare.py once the model is known.
+Used by data/sources/ while it opens a source, and by flow/prepare.py once the model is known.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +48,46 @@ def pytest_runtest_makereport(item, call):
         )
 
 
-def run_tool(name: str, *args: str, timeout: int = 600):
-    """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") with
-    the test interpreter; returns CompletedProcess (text)."""
+_zygote = None
+_zygote_lock = threading.Lock()
+
+
+def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False):
+    """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") in the
+    repository; returns CompletedProcess (text).
+
+    The binary runs as its own process, forked from one per-worker zygote that imported
+    TensorFlow once (tests/probe/runner.py): TensorFlow's ~6 s of start-up CPU per call is what
+    made this suite slow, and a forked child is still the real binary with its own argv, flags,
+    streams, exit status and signals. `fresh=True` (or EDGEQUANT_TEST_FRESH=1) starts a plain
+    interpreter instead, for what only a fresh start shows."""
     import subprocess
 
-    script = REPO / f"{name}.py" if "/" in name else REPO / "tools" / f"{name}.py"
-    return subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    from tests.probe import runner
+
+    global _zygote
+    fresh = fresh or os.environ.get("EDGEQUANT_TEST_FRESH") == "1"
+    if fresh:
+        return subprocess.run(
+            [sys.executable, runner.script_of(name), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+    with _zygote_lock:
+        if _zygote is None:
+            _zygote = runner.Zygote()
+    with tempfile.TemporaryDirectory(prefix="run_tool-") as folder:
+        out = runner.run(_zygote, name, list(args), Path(folder), timeout=timeout)
+    if out.exit is None:
+        raise subprocess.TimeoutExpired([name, *args], timeout, out.stdout, out.stderr)
+    return subprocess.CompletedProcess([name, *args], out.exit, out.stdout, out.stderr)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _zygote is not None:
+        _zygote.close()
 
 
 def assert_one_line_error(proc, *needles: str) -> None:

@@ -66,10 +66,7 @@ def bundle(user_files, tmp_path_factory) -> Path:
     (parent / "bundle.staging-1").mkdir()  # pid 1 is alive: this is no run of ours either
     (parent / "bundle.staging-1" / "notes.txt").write_text("mine")
     out = parent / "bundle"
-    proc = subprocess.run(
-        _deploy(user_files / "good.keras", user_files / "x.npy", out),
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )  # fmt: skip
+    proc = run_tool("deploy", *_deploy(user_files / "good.keras", user_files / "x.npy", out)[2:])
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -117,10 +114,7 @@ def test_a_users_folder_named_like_a_dead_run_is_kept(bundle):
 @pytest.mark.slow
 def test_a_failing_rerun_keeps_the_previous_good_bundle(bundle, user_files):
     before = _snapshot(bundle)
-    proc = subprocess.run(
-        _deploy(user_files / "nan.keras", user_files / "x.npy", bundle),
-        capture_output=True, text=True, cwd=REPO, timeout=600,
-    )  # fmt: skip
+    proc = run_tool("deploy", *_deploy(user_files / "nan.keras", user_files / "x.npy", bundle)[2:])
     # A broken float model is refused before any work, so the good bundle is never touched.
     assert_one_line_error(proc, "NaN or Inf", "the float model itself is broken")
     assert _snapshot(bundle) == before

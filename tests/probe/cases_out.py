@@ -143,7 +143,7 @@ def models() -> list[Case]:
              needles=("ids",), issue="an integer-input model: 'no variant meets the budget'"),
         Case("model-huge-input", c, "deploy", deploy("--input_range=0,1",
              model="--model={k}/huge.keras", data="--data={k}/images"),
-             needles=("memory",), timeout=45, issue="a 1x4096x4096x3 model is not refused",
+             needles=("memory",), timeout=20, issue="a 1x4096x4096x3 model is not refused",
              open="the 4096x4096 Keras model crashes (SIGSEGV) while loading, before the "
              "memory check can refuse it"),
         Case("model-missing", c, "deploy", deploy(model="--model={d}/nope.keras"),

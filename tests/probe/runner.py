@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,13 +148,15 @@ class Zygote:
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, start_new_session=True,
         )  # fmt: skip
+        self._lock = threading.Lock()
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the probe's zygote did not start")
 
     def start(self, req: dict) -> int:
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return int(self.proc.stdout.readline())
+        with self._lock:  # one request and its pid line at a time (tests run tools from threads)
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+            return int(self.proc.stdout.readline())
 
     def close(self) -> None:
         self.proc.stdin.close()

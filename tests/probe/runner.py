@@ -188,7 +188,9 @@ def run(
     once the process started (e.g. stopping a device mid-run). zygote None: a fresh python."""
     out, err, rc = folder / ".stdout", folder / ".stderr", folder / ".rc"
     rc.unlink(missing_ok=True)
-    environ = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", **(env or {})}
+    environ = {**os.environ, "TF_USE_LEGACY_KERAS": "1", **(env or {})}
+    paths = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, str(REPO)]))  # keep the caller's
     start = time.monotonic()
     req = {"script": script_of(tool), "args": args, "cwd": cwd or str(REPO), "env": environ,
            "stdout": str(out), "stderr": str(err), "rc": str(rc), "tmpfs": tmpfs}  # fmt: skip

@@ -34,6 +34,73 @@ def test_available_memory_is_read_from_this_machine():
     assert 0 < available <= total * 1024
 
 
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_the_cap_is_this_process_cgroups_and_the_tightest_up_its_ancestors(version, tmp_path):
+    """The cgroup files as the kernel lays them out: a job in a sub-cgroup of a capped container.
+    The root's file (or its absence, under v1) is not the cap that kills the process."""
+    gib = 1 << 30
+    if version == "v1":
+        own = "4:memory:/box/job\n1:cpu:/\n"
+        base, limit, usage = tmp_path / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+        unlimited = "9223372036854771712"
+    else:
+        own = "0::/box/job\n"
+        base, limit, usage = tmp_path, "memory.max", "memory.current"
+        unlimited = "max"
+    _write(base / limit, unlimited)
+    _write(base / "box" / limit, str(8 * gib))  # the container: 8 GiB, 5 in use
+    _write(base / "box" / usage, str(5 * gib))
+    _write(base / "box" / "job" / limit, unlimited)
+    _write(base / "box" / "job" / usage, str(1 * gib))
+    assert bounds.cgroup_headroom(own, tmp_path) == 3 * gib
+    _write(base / "box" / "job" / limit, str(2 * gib))  # the job's own cap is tighter
+    assert bounds.cgroup_headroom(own, tmp_path) == 1 * gib
+    assert bounds.cgroup_headroom("1:cpu:/\n", tmp_path) is None  # no memory controller
+
+
+def _v1_memory_cgroup_with(limit: int, tmp_path):
+    """A real cgroup v1 memory child of this process's own (root can make one where the memory
+    hierarchy is mounted writable); None where it cannot be made here."""
+    from pathlib import Path
+
+    line = next(
+        (ln for ln in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in ln), None
+    )
+    if line is None:
+        return None
+    folder = Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].strip("/") / tmp_path.name
+    try:
+        folder.mkdir()
+        (folder / "memory.limit_in_bytes").write_text(str(limit))
+    except OSError:
+        return None
+    return folder
+
+
+@pytest.mark.platform_limit("needs a cgroup v1 memory hierarchy this user can write (root)")
+def test_a_process_under_a_real_memory_cap_sees_the_cap(tmp_path):
+    limit = 3 << 30
+    folder = _v1_memory_cgroup_with(limit, tmp_path)
+    if folder is None:
+        pytest.skip("no writable cgroup v1 memory hierarchy here")
+    try:
+        code = "from edgequant.flow import bounds; print(bounds.available_bytes())"
+        proc = subprocess.run(
+            ["sh", "-c", f'echo $$ > "{folder}/cgroup.procs" && exec "$0" -c "$1"',
+             sys.executable, code],
+            capture_output=True, text=True, cwd=REPO, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert 0 <= int(proc.stdout) <= limit
+    finally:
+        folder.rmdir()
+
+
 def _need_more_than_available(per_sample: int) -> int:
     """Images so that the samples held (at least 1.8 per image with a 20% hold-out) exceed this
     machine's available memory: the refusal must come from the real number, not a fake one."""

@@ -23,8 +23,9 @@ _GIB = 1 << 30
 
 
 def available_bytes() -> int | None:
-    """What this process can still allocate: MemAvailable, or a cgroup v2 limit's headroom
-    when lower (a container's cap); None where neither can be read."""
+    """What this process can still allocate: MemAvailable, or the headroom under this process's
+    own cgroup memory limit when lower (a container's or a job's cap); None where neither can be
+    read."""
     found = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -32,14 +33,56 @@ def available_bytes() -> int | None:
                 found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    cgroup = Path("/sys/fs/cgroup")
     try:
-        limit = (cgroup / "memory.max").read_text().strip()
-        if limit != "max":
-            found.append(int(limit) - int((cgroup / "memory.current").read_text()))
-    except (OSError, ValueError):
-        pass
+        own = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        own = ""
+    headroom = cgroup_headroom(own, Path("/sys/fs/cgroup"))
+    if headroom is not None:
+        found.append(headroom)
     return min(found) if found else None
+
+
+# cgroup v1 writes "no limit" as the largest page-aligned 64-bit value, v2 as "max".
+_NO_LIMIT = 1 << 62
+
+
+def cgroup_headroom(proc_self_cgroup: str, root: Path) -> int | None:
+    """The tightest (limit - usage) over this process's cgroup and its ancestors, for cgroup v2
+    (`0::/path`, memory.max/current) and v1 (`N:memory:/path`, memory.limit_in_bytes/usage);
+    None without a limit.
+
+    The limit is the process's own cgroup's, not the root's: under a v1 hierarchy or a job
+    started in a sub-cgroup, /sys/fs/cgroup/memory.max does not exist or is not the cap, and a
+    run that ignores its cap is killed or stalls instead of being refused.
+    """
+    best = None
+    for line in proc_self_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            base, files = root, ("memory.max", "memory.current")
+            if not (base / "memory.max").exists() and (root / "unified").is_dir():
+                base = root / "unified"
+        elif "memory" in controllers.split(","):
+            base, files = root / controllers, ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        folder = base / path.strip("/")
+        while True:
+            try:
+                limit = (folder / files[0]).read_text().strip()
+                if limit != "max" and int(limit) < _NO_LIMIT:
+                    room = int(limit) - int((folder / files[1]).read_text())
+                    best = room if best is None else min(best, room)
+            except (OSError, ValueError):
+                pass
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return None if best is None else max(best, 0)
 
 
 def sample_bytes(source, inputs) -> tuple[int, str]:

@@ -34,6 +34,15 @@ def test_available_memory_is_read_from_this_machine():
     assert 0 < available <= total * 1024
 
 
+def test_a_batch_is_bounded_by_its_bytes_as_well_as_its_count():
+    mib = 1 << 20
+    assert bounds.batch_size(28 * 28 * 4, 64) == 64  # small samples: the count decides
+    assert bounds.batch_size(4096 * 4096 * 3 * 4, 64) == 1  # 192 MiB: one at a time
+    assert bounds.batch_size(2048 * 2048 * 3 * 4, 64) == 5  # 48 MiB: 5 x 48 <= 256 MiB
+    assert bounds.batch_size(10 * mib, 8) == 8
+    assert bounds.batch_size(10_000 * mib, 64) == 1  # never zero
+
+
 def _write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -101,6 +101,19 @@ def sample_bytes(source, inputs) -> tuple[int, str]:
     return total, f"input(s) {shown} float32"
 
 
+BATCH_BYTES = 256 << 20  # the float32 input of one batch through a model
+
+
+def batch_size(per_sample: int, requested: int) -> int:
+    """The largest batch, up to `requested`, whose float32 input stays within BATCH_BYTES.
+
+    TensorFlow's kernels index with 32-bit integers: 64 images of 4096x4096x3 (3.2e9 values)
+    through a convolution kill the process with SIGSEGV instead of raising, so a batch is bounded
+    by its bytes as well as by its count.
+    """
+    return max(1, min(requested, BATCH_BYTES // max(per_sample, 1)))
+
+
 def held_samples(calibration: int, evaluation: int, batch_size: int) -> int:
     """Samples in memory at the peak: the calibration set twice (its batches and their
     concatenation), the statistics' evaluation samples, and a few batches in flight."""
@@ -109,14 +122,15 @@ def held_samples(calibration: int, evaluation: int, batch_size: int) -> int:
 
 def check_memory(
     source, inputs, calibration: int, evaluation: int, batch_size: int, available: int | None
-) -> None:
+) -> int:
     """Refuses (one line, with the size needed) when the samples held at once exceed
-    `available` bytes (available_bytes(); None: unknown, nothing refused)."""
+    `available` bytes (available_bytes(); None: unknown, nothing refused). Returns the bytes of
+    one model-ready sample."""
     per_sample, what = sample_bytes(source, inputs)
     held = held_samples(calibration, evaluation, batch_size)
     need = per_sample * held
     if available is None or need <= available:
-        return
+        return per_sample
     raise UserError(
         f"this run would hold about {need / _GIB:.1f} GiB of samples in memory ({held} samples "
         f"of {per_sample / (1 << 20):.1f} MiB: {what}) but {available / _GIB:.1f} GiB is "

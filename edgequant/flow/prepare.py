@@ -188,7 +188,7 @@ def prepare(config, out_dir: str | Path) -> Study:
     rest = np.setdiff1d(calibration.indices, cal_set.indices)
     validation = sources.Split(source, rest, "validation") if len(rest) else cal_set
     validation = validation.subset(config.recovery.validation_size, seed + 1, "validation")
-    bounds.check_memory(
+    per_sample = bounds.check_memory(
         source,
         model.inputs,
         len(cal_set),
@@ -196,9 +196,16 @@ def prepare(config, out_dir: str | Path) -> Study:
         config.evaluate.batch_size,
         bounds.available_bytes(),
     )
-    samples, _ = cal_set.arrays()
-    truth.refuse_non_finite_outputs(model, samples, config.data.path)
     warnings = []
+    bounded = bounds.batch_size(per_sample, config.evaluate.batch_size)
+    if bounded < config.evaluate.batch_size:
+        warnings.append(
+            f"batches of {bounded} sample(s), not {config.evaluate.batch_size}: one sample is "
+            f"{per_sample / (1 << 20):.0f} MiB of float32"
+        )
+        config.evaluate.batch_size = bounded
+    samples, _ = cal_set.arrays()
+    truth.refuse_non_finite_outputs(model, samples, config.data.path, bounded)
     if len(cal_set) < MIN_CALIBRATION:
         warnings.append(
             f"only {len(cal_set)} calibration samples (fewer than {MIN_CALIBRATION}): "

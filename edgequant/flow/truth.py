@@ -66,13 +66,15 @@ def refuse_other_classes(source, eval_source) -> None:
     )
 
 
-def refuse_non_finite_outputs(model, samples: dict[str, np.ndarray], where: str) -> None:
+def refuse_non_finite_outputs(
+    model, samples: dict[str, np.ndarray], where: str, max_batch: int = CHECK_SAMPLES
+) -> None:
     """Runs the float model on the first calibration samples: a model that outputs NaN or Inf
     (broken weights) is refused here, naming the output and sample, instead of every variant
     failing its budget for a reason nowhere in the report."""
     n = min(CHECK_SAMPLES, len(next(iter(samples.values()))))
     fixed = model.inputs[0].shape[0] if model.inputs and model.inputs[0].shape else None
-    step = fixed if isinstance(fixed, int) and fixed > 0 else n  # a batch-1 signature: 1 by 1
+    step = fixed if isinstance(fixed, int) and fixed > 0 else min(n, max_batch)  # batch-1: 1 by 1
     n -= n % step
     try:
         if model.format == "tflite":

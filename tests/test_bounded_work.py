@@ -17,6 +17,7 @@ import pytest
 from edgequant.data import sources
 from edgequant.errors import UserError
 from edgequant.flow import bounds, prepare
+from tests import memcap
 from tests import truth_fixtures as tf_
 from tests.conftest import REPO
 from tests.truth_fixtures import config, png_folder
@@ -72,29 +73,10 @@ def test_the_cap_is_this_process_cgroups_and_the_tightest_up_its_ancestors(versi
     assert bounds.cgroup_headroom("1:cpu:/\n", tmp_path) is None  # no memory controller
 
 
-def _v1_memory_cgroup_with(limit: int, tmp_path):
-    """A real cgroup v1 memory child of this process's own (root can make one where the memory
-    hierarchy is mounted writable); None where it cannot be made here."""
-    from pathlib import Path
-
-    line = next(
-        (ln for ln in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in ln), None
-    )
-    if line is None:
-        return None
-    folder = Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].strip("/") / tmp_path.name
-    try:
-        folder.mkdir()
-        (folder / "memory.limit_in_bytes").write_text(str(limit))
-    except OSError:
-        return None
-    return folder
-
-
 @pytest.mark.platform_limit("needs a cgroup v1 memory hierarchy this user can write (root)")
 def test_a_process_under_a_real_memory_cap_sees_the_cap(tmp_path):
     limit = 3 << 30
-    folder = _v1_memory_cgroup_with(limit, tmp_path)
+    folder = memcap.make(tmp_path.name, limit)
     if folder is None:
         pytest.skip("no writable cgroup v1 memory hierarchy here")
     try:
@@ -107,7 +89,7 @@ def test_a_process_under_a_real_memory_cap_sees_the_cap(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert 0 <= int(proc.stdout) <= limit
     finally:
-        folder.rmdir()
+        memcap.remove(folder)
 
 
 def _need_more_than_available(per_sample: int) -> int:

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from tests import sshd
+from tests import memcap, sshd
 from tests.probe import kit as kit_mod
 from tests.probe import runner, verdict
 
@@ -41,6 +41,7 @@ class Case:
     out: str | None = "out"  # the run's own output folder, relative to {d}
     fresh: bool = False  # a plain `python tools/X.py`, TensorFlow imported by the case itself
     tmpfs: str = ""  # a folder (template) the run sees as a private tmpfs mount point
+    memory_cap: int = 0  # bytes: the run joins a real cgroup memory cap of this size (memcap.py)
     timeout: float = 60
     slow: bool = False
     issue: str = ""
@@ -102,8 +103,16 @@ def execute(case: Case, kit: kit_mod.Kit, zygote: runner.Zygote | None, root: Pa
         env["PYTHONPATH"] += os.pathsep + str(runner.REPO)
     during = (lambda pid: case.during(d, pid)) if case.during else None
     use = None if case.fresh or zygote is None else zygote
-    outcome = runner.run(use, case.tool, args, d, env=env, timeout=case.timeout,
-                         signals=signals, during=during, tmpfs=_fill(case.tmpfs, fields))  # fmt: skip
+    cap = (
+        memcap.make(f"probe-{case.id}-{os.getpid()}", case.memory_cap) if case.memory_cap else None
+    )
+    try:
+        outcome = runner.run(use, case.tool, args, d, env=env, timeout=case.timeout,
+                             signals=signals, during=during, tmpfs=_fill(case.tmpfs, fields),
+                             cgroup=str(cap or ""))  # fmt: skip
+    finally:
+        if cap is not None:
+            memcap.remove(cap)
     failed = outcome.exit != 0
     _stop_own_server(d)
     code_ran = sentinel.exists()

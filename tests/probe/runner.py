@@ -71,6 +71,8 @@ def _child(req: dict) -> None:
         signal.signal(signum, signal.SIG_DFL)
     if req.get("tmpfs"):
         _private_tmpfs(req["tmpfs"])
+    if req.get("cgroup"):  # a memory cap of its own (tests/memcap.py), joined before any work
+        Path(req["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
     sys.argv = [req["script"], *req["args"]]
     # What a fresh interpreter's sys.path would be: the script's folder, then $PYTHONPATH.
     extra = [p for p in req["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -182,6 +184,7 @@ def run(
     signals: tuple = (),
     during=None,
     tmpfs: str = "",
+    cgroup: str = "",
 ) -> Outcome:
     """Runs tool with args; folder gets its stdout/stderr. signals: (glob or seconds, signum)
     pairs sent in order, each when its glob exists (or after its seconds); during(pid) runs
@@ -193,7 +196,8 @@ def run(
     environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*paths, str(REPO)]))  # keep the caller's
     start = time.monotonic()
     req = {"script": script_of(tool), "args": args, "cwd": cwd or str(REPO), "env": environ,
-           "stdout": str(out), "stderr": str(err), "rc": str(rc), "tmpfs": tmpfs}  # fmt: skip
+           "stdout": str(out), "stderr": str(err), "rc": str(rc), "tmpfs": tmpfs,
+           "cgroup": cgroup}  # fmt: skip
     if zygote is None:
         with open(out, "w") as o, open(err, "w") as e:
             proc = subprocess.Popen([sys.executable, req["script"], *args], cwd=req["cwd"],

@@ -12,15 +12,17 @@ from pathlib import Path
 
 
 def own_memory_cgroup() -> Path | None:
+    """This process's cgroup v1 memory folder (bounds.memory_cgroups reads /proc/self/cgroup)."""
+    from edgequant.flow import bounds
+
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        own = Path("/proc/self/cgroup").read_text()
     except OSError:
         return None
-    line = next((ln for ln in lines if ln.split(":")[1:2] == ["memory"]), None)
-    if line is None:
-        return None
-    folder = Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].strip("/")
-    return folder if folder.is_dir() else None
+    for _, folder, files in bounds.memory_cgroups(own, Path("/sys/fs/cgroup")):
+        if files == bounds.V1_FILES and folder.is_dir():
+            return folder
+    return None
 
 
 def make(name: str, limit: int) -> Path | None:

@@ -47,35 +47,46 @@ def available_bytes() -> int | None:
 _NO_LIMIT = 1 << 62
 
 
-def cgroup_headroom(proc_self_cgroup: str, root: Path) -> int | None:
-    """The tightest (limit - usage) over this process's cgroup and its ancestors, for cgroup v2
-    (`0::/path`, memory.max/current) and v1 (`N:memory:/path`, memory.limit_in_bytes/usage);
-    None without a limit.
+V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+V2_FILES = ("memory.max", "memory.current")
 
-    The limit is the process's own cgroup's, not the root's: under a v1 hierarchy or a job
-    started in a sub-cgroup, /sys/fs/cgroup/memory.max does not exist or is not the cap, and a
-    run that ignores its cap is killed or stalls instead of being refused.
-    """
-    best = None
+
+def memory_cgroups(proc_self_cgroup: str, root: Path) -> list[tuple[Path, Path, tuple[str, str]]]:
+    """(hierarchy root, this process's cgroup folder in it, (limit file, usage file)) for each
+    memory hierarchy `/proc/self/cgroup` names: v2 (`0::/path`) and v1 (`N:memory:/path`)."""
+    out = []
     for line in proc_self_cgroup.splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         _, controllers, path = parts
         if controllers == "":
-            base, files = root, ("memory.max", "memory.current")
+            base, files = root, V2_FILES
             if not (base / "memory.max").exists() and (root / "unified").is_dir():
                 base = root / "unified"
         elif "memory" in controllers.split(","):
-            base, files = root / controllers, ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            base, files = root / controllers, V1_FILES
         else:
             continue
-        folder = base / path.strip("/")
+        out.append((base, base / path.strip("/"), files))
+    return out
+
+
+def cgroup_headroom(proc_self_cgroup: str, root: Path) -> int | None:
+    """The tightest (limit - usage) over this process's cgroup and its ancestors, for cgroup v2
+    (memory.max/current) and v1 (memory.limit_in_bytes/usage_in_bytes); None without a limit.
+
+    The limit is the process's own cgroup's, not the root's: under a v1 hierarchy or a job
+    started in a sub-cgroup, /sys/fs/cgroup/memory.max does not exist or is not the cap, and a
+    run that ignores its cap is killed or stalls instead of being refused.
+    """
+    best = None
+    for base, folder, (limit_file, usage_file) in memory_cgroups(proc_self_cgroup, root):
         while True:
             try:
-                limit = (folder / files[0]).read_text().strip()
+                limit = (folder / limit_file).read_text().strip()
                 if limit != "max" and int(limit) < _NO_LIMIT:
-                    room = int(limit) - int((folder / files[1]).read_text())
+                    room = int(limit) - int((folder / usage_file).read_text())
                     best = room if best is None else min(best, room)
             except (OSError, ValueError):
                 pass

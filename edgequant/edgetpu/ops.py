@@ -32,7 +32,7 @@ TILE_SRC = "observed: a real v16-compiled segmentation model maps TILE (not in C
 COMPILER_MAJOR = 16  # the last public edgetpu_compiler (16.0.384591198, 2021)
 
 
-# Every constraint name a row may carry; analyzer._constraint implements each one. A name outside
+# Every constraint name a row may carry; rules._constraint implements each one. A name outside
 # this set fails at import (a typo must not read as "no constraint", i.e. supported).
 RULES = frozenset(
     {
@@ -59,7 +59,7 @@ RULES = frozenset(
 @dataclasses.dataclass(frozen=True)
 class OpSupport:
     op: str  # TFLite builtin name
-    constraints: tuple[str, ...] = ()  # names from RULES, checked by analyzer._constraint
+    constraints: tuple[str, ...] = ()  # names from RULES, checked by rules._constraint
     note: str = ""
     source: str = DOC
     min_runtime: int | None = None

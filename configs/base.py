@@ -77,6 +77,7 @@ def get_config() -> ConfigDict:
 
     c.budget = ConfigDict()
     c.budget.max_drop_pp = 1.0  # labelled data: top-1 drop vs float
+    c.budget.min_top1 = 0.0  # labelled data: and an absolute top-1 floor, e.g. 0.95 (0: none)
     c.budget.min_sqnr_db = 20.0  # unlabelled: every output's SQNR vs float
     c.budget.max_drop_map_pp = 2.0  # detection: COCO mAP@0.5 drop vs float, in points
     c.budget.max_drop_miou_pp = 2.0  # segmentation: mIoU drop vs float, in points

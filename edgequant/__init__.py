@@ -109,4 +109,5 @@ def summary(result: dict) -> str:
     if result.get("ranked_by"):
         lines.append(result["ranked_by"])
     lines += [f"FAILED: {e['name']}: {e['error']}" for e in result.get("errors", [])]
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines)

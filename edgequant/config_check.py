@@ -85,15 +85,23 @@ class _Problems(list):
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             self.append(f"{path}.{key} must be {what}, got {v!r}")
 
-    def number(self, block, key: str, path: str, low: float, high: float | None = None) -> None:
+    def number(
+        self,
+        block,
+        key: str,
+        path: str,
+        low: float,
+        high: float | None = None,
+        inclusive: bool = False,
+    ) -> None:
         if block is None or key not in block:
             return
         v = block[key]
         ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= low
         if ok and high is not None:
-            ok = v < high
+            ok = v <= high if inclusive else v < high
         if not ok:
-            bound = f">= {low}" if high is None else f"in [{low}, {high})"
+            bound = f">= {low}" if high is None else f"in [{low}, {high}{']' if inclusive else ')'}"
             self.append(f"{path}.{key} must be a number {bound}, got {v!r}")
 
     def choice(self, value, valid, path: str, noun: str) -> None:
@@ -179,8 +187,9 @@ def validate(config) -> None:
 
         p.choice(config.target, TARGETS, "target", "target")
     budget = config.get("budget")
-    p.number(budget, "max_drop_pp", "budget", -100.0)
-    p.number(budget, "min_sqnr_db", "budget", -1000.0)
+    for key in ("max_drop_pp", "min_sqnr_db", "max_drop_map_pp", "max_drop_miou_pp"):
+        p.number(budget, key, "budget", 0.0)  # a negative drop would demand beating float
+    p.number(budget, "min_top1", "budget", 0.0, 1.0, inclusive=True)
     recovery = config.get("recovery")
     p.integer(recovery, "large_calibration_size", "recovery", 1)
     p.integer(recovery, "validation_size", "recovery", 1)

@@ -152,7 +152,7 @@ def test_no_variant_meets_the_budget_says_why_everywhere(models, tmp_path):
     np.savez(tmp_path / "d.npz", x=x, labels=y)
     good = edgequant.deploy_config(config(models["vec"], tmp_path / "d.npz"), tmp_path / "good")
     assert good["recommended"] and "unmet" not in good
-    impossible = {"budget.max_drop_pp": -100.0}  # every variant would have to gain 100 pp
+    impossible = {"budget.min_top1": 1.0}  # every variant would have to score 100%
     cfg = config(models["vec"], tmp_path / "d.npz", **impossible)
     result = edgequant.deploy_config(cfg, tmp_path / "bad")
     assert result["recommended"] is None

@@ -68,7 +68,7 @@ def test_qat_joins_the_recovery_when_labelled_training_data_is_given(tiny_model,
         tmp_path / "out",
         train_data=tmp_path / "train.npz",
         # An unreachable budget makes every step run, so the QAT step is reached.
-        **{"budget.max_drop_pp": -100.0, "bench.enabled": False, "recovery.qat_epochs": 1},
+        **{"budget.min_top1": 1.0, "bench.enabled": False, "recovery.qat_epochs": 1},
     )
     qat_trial = result["recovery"][-1]
     assert qat_trial["step"] == "qat" and qat_trial["name"] == "qat_uint8", result["recovery"]
@@ -151,3 +151,49 @@ def test_a_model_full_integer_cannot_convert_names_its_blocking_ops_and_recovers
     for t in result["recovery"]:
         print(t["step"], t["name"], t.get("sqnr_db") or t.get("error"))
     print("evaluation", measured)
+
+
+def _budget_study(labels_output=None, **budget):
+    from types import SimpleNamespace
+
+    from edgequant import workspace
+
+    config = workspace.config("deploy")
+    config.budget.update(budget)
+    return SimpleNamespace(config=config, labels_output=labels_output, task=None)
+
+
+def test_the_top1_floor_joins_the_drop_budget_and_says_both():
+    from edgequant.flow.measure import within_budget
+
+    study = _budget_study("probs", max_drop_pp=1.0, min_top1=0.9)
+    float_m = {"top1": 0.95}
+    assert within_budget(study, {"top1": 0.945}, float_m)[0]
+    ok, why = within_budget(study, {"top1": 0.89}, {"top1": 0.895})  # a 0.5 pp drop, too low
+    assert not ok and "+0.50 pp" in why and "89.00% vs the floor 90.00%" in why
+    assert within_budget(_budget_study("probs"), {"top1": 0.89}, {"top1": 0.895})[0]
+
+
+def test_a_budget_the_data_cannot_judge_is_named_not_silently_ignored():
+    from edgequant.flow.measure import budget_keys
+    from edgequant.flow.prepare import unused_budget
+
+    unlabelled = _budget_study(max_drop_pp=0.5)
+    (warning,) = unused_budget(unlabelled.config, budget_keys(unlabelled))
+    assert warning == (
+        "budget.max_drop_pp=0.5 is not used: this data is judged by budget.min_sqnr_db=20.0"
+    )
+    labelled = _budget_study("probs", max_drop_pp=0.5)
+    assert unused_budget(labelled.config, budget_keys(labelled)) == []
+
+
+@pytest.mark.parametrize(
+    "key, value", [("max_drop_pp", -1.0), ("min_sqnr_db", -5.0), ("min_top1", 1.5)]
+)
+def test_a_budget_that_demands_beating_float_is_refused(key, value):
+    from edgequant import config_check, workspace
+
+    config = workspace.config("deploy")
+    config.budget[key] = value
+    with pytest.raises(ValueError, match=f"budget.{key} must be a number"):
+        config_check.validate(config)

@@ -34,9 +34,23 @@ def measure(study: Study, variants: list[dict], split: sources.Split, float_path
     return out
 
 
+def budget_keys(study: Study) -> tuple[str, ...]:
+    """The config.budget keys that judge this study's variants (the others do not apply)."""
+    task = getattr(study, "task", None)
+    kind = getattr(task, "kind", None)
+    if kind == "detection":
+        return ("max_drop_map_pp",)
+    if kind == "segmentation":
+        return ("max_drop_miou_pp",)
+    if study.labels_output is not None:
+        return ("max_drop_pp", "min_top1")
+    return ("min_sqnr_db",)
+
+
 def within_budget(study: Study, m: dict, float_m: dict) -> tuple[bool, str]:
     """The budget: mAP@0.5 / mIoU drop in points for a detector / segmenter with annotations,
-    top-1 drop in pp with labels, else the worst output's SQNR."""
+    top-1 drop in pp (and the optional absolute top-1 floor) with labels, else the worst
+    output's SQNR."""
     b = study.config.budget
     for key, what, limit in (
         ("map50", "mAP@0.5", "max_drop_map_pp"),
@@ -48,6 +62,11 @@ def within_budget(study: Study, m: dict, float_m: dict) -> tuple[bool, str]:
     if "top1" in m and "top1" in float_m:
         # rounded: 0.98 - 0.97 is 1.0000000000000009 pp in floating point, not over a 1 pp budget
         drop = round(100 * (float_m["top1"] - m["top1"]), 9)
-        return drop <= b.max_drop_pp, f"top-1 {drop:+.2f} pp vs float (budget {b.max_drop_pp} pp)"
+        why = f"top-1 {drop:+.2f} pp vs float (budget {b.max_drop_pp} pp)"
+        floor = b.get("min_top1", 0.0)
+        if not floor:
+            return drop <= b.max_drop_pp, why
+        why += f", {m['top1']:.2%} vs the floor {floor:.2%}"
+        return drop <= b.max_drop_pp and m["top1"] >= floor, why
     worst = min(m["sqnr_db"].values())
     return worst >= b.min_sqnr_db, f"worst-output SQNR {worst:.1f} dB (budget {b.min_sqnr_db} dB)"

@@ -19,6 +19,7 @@ from edgequant.errors import UserError
 from edgequant.evaluate import metrics
 from edgequant.evaluate.runner import SignatureModel
 from edgequant.flow import bounds, truth
+from edgequant.flow.measure import budget_keys
 from edgequant.flow.study import Study
 from edgequant.quantize import convert, recipes
 
@@ -246,7 +247,22 @@ def prepare(config, out_dir: str | Path) -> Study:
     from edgequant.flow import tasks
 
     tasks.setup(study)  # detection/segmentation: ground truth, the body/tail split
+    study.warnings += unused_budget(config, budget_keys(study))
     return study
+
+
+def unused_budget(config, used: tuple[str, ...]) -> list[str]:
+    """A warning for each budget key set away from its default that this data cannot judge
+    (a top-1 budget on unlabelled data would otherwise be silently replaced by SQNR)."""
+    from edgequant import workspace
+
+    default = workspace.config("base").budget
+    given = [k for k in config.budget if k not in used and config.budget[k] != default.get(k)]
+    return [
+        f"budget.{k}={config.budget[k]} is not used: this data is judged by "
+        + " and ".join(f"budget.{u}={config.budget[u]}" for u in used)
+        for k in given
+    ]
 
 
 def _repair(model, samples, approximate: bool) -> tuple[usermodel.UserModel, dict]:

@@ -27,6 +27,14 @@ def bundle_written(d: Path, o) -> str | None:
     return None if (d / "out" / "deploy.json").is_file() else "exit 0 but no out/deploy.json"
 
 
+def _says_unused_budget(d: Path, o) -> str | None:
+    """A top-1 budget on unlabelled data cannot judge anything: the run must say so."""
+    said = "budget.max_drop_pp=0.5 is not used"
+    if said not in o.stdout:
+        return f"exit 0 but stdout does not say '{said}'"
+    return None if said in (d / "out" / "deploy.json").read_text() else "deploy.json does not say it"
+
+
 def _previous(d: Path, kit) -> None:
     copy_bundle(kit, d / "out")
 
@@ -210,8 +218,12 @@ def flags() -> list[Case]:
         Case("flag-calibration-size-zero", c, "deploy",
              deploy("--config.quantize.calibration_size=0"), needles=("calibration_size",)),
         Case("flag-budget-negative", c, "deploy", deploy("--config.budget.max_drop_pp=-1"),
-             needles=("max_drop_pp",), open="a negative drop budget is accepted (the tests use "
-             "-100 as 'unreachable'); on unlabelled data it is silently unused"),
+             needles=("max_drop_pp", ">= 0")),
+        Case("flag-budget-floor-above-one", c, "deploy", deploy("--config.budget.min_top1=1.5"),
+             needles=("min_top1",)),
+        Case("flag-budget-unused-on-unlabelled", c, "deploy", deploy(
+             "--config.budget.max_drop_pp=0.5"), exits=(0,), good="accepted",
+             check=_says_unused_budget),
         Case("flag-evaluate-batch-zero", c, "evaluate", ("--model={k}/bundle/fp32.tflite",
              DATA, "--batch_size=0"), needles=("batch_size",), out=None),
         Case("flag-benchmark-threads-negative", c, "benchmark", (*bench, "--threads=-2"),

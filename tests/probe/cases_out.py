@@ -32,7 +32,8 @@ def _says_unused_budget(d: Path, o) -> str | None:
     said = "budget.max_drop_pp=0.5 is not used"
     if said not in o.stdout:
         return f"exit 0 but stdout does not say '{said}'"
-    return None if said in (d / "out" / "deploy.json").read_text() else "deploy.json does not say it"
+    in_bundle = said in (d / "out" / "deploy.json").read_text()
+    return None if in_bundle else "deploy.json does not say it"
 
 
 def _previous(d: Path, kit) -> None:

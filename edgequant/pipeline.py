@@ -20,7 +20,8 @@ from edgequant import atomic, config_check, datasets, distribute, rundir, usermo
 from edgequant.data import sources
 from edgequant.data.dataset import Dataset
 from edgequant.flow import run as flow_run
-from edgequant.flow.prepare import classes
+from edgequant.flow.measure import budget_keys
+from edgequant.flow.prepare import capped, classes, unused_budget
 from edgequant.flow.study import Study
 from edgequant.train import fit
 
@@ -60,9 +61,9 @@ def study_of(config, out_dir: Path, data: Dataset, model, trained: dict) -> Stud
     calibration = split("train", "calibration")
     cal_set = calibration.subset(config.quantize.calibration_size, config.seed, "calibration set")
     samples, _ = cal_set.arrays()
-    evaluation = split("test", "evaluation")
+    evaluation = capped(config, split("test", "evaluation"))
     labels_output, class_names = classes(user_model, evaluation.source, evaluation)
-    return Study(
+    study = Study(
         config,
         out_dir,
         user_model,
@@ -76,6 +77,8 @@ def study_of(config, out_dir: Path, data: Dataset, model, trained: dict) -> Stud
         train=split("train", "train"),
         trained=trained,
     )
+    study.warnings += unused_budget(config, budget_keys(study))
+    return study
 
 
 def train(config, out_dir: Path, verbose: int = 2) -> tuple[Dataset, object, dict]:

@@ -10,6 +10,7 @@ from edgequant.cli import UserError
 from edgequant.quantize import convert, recipes
 from edgequant.train import qat
 from tests.conftest import REPO, class_scores
+from tests.doors import DOORS, open_door
 
 
 @pytest.fixture(scope="module")
@@ -38,44 +39,8 @@ def test_qat_model_converts_with_prediction_parity(
     assert convert.float_ops(path.read_bytes()) == []
 
 
-def _qat_config(config):
-    from ml_collections import ConfigDict
-
-    config.qat = ConfigDict(
-        {"enabled": True, "epochs": 1, "learning_rate": 2e-4, "layers": ("*",),
-         "noop_layers": (), "nbit": ()}
-    )  # fmt: skip
-    return config
-
-
-def _study_door(tiny_model, prepared, tmp_path):
-    """The study's door: the model it trained and the registry's splits."""
-    from edgequant import pipeline, workspace
-
-    config = _qat_config(workspace.config_module("test").get_config())
-    trained = {"path": str(tmp_path / "float.keras")}
-    return pipeline.study_of(config, tmp_path, prepared, tiny_model, trained)
-
-
-def _deployment_door(tiny_model, digits, tmp_path):
-    """The user's door: a saved model, calibration data and labelled training data as files."""
-    from edgequant import workspace
-    from edgequant.flow.prepare import prepare
-    from tests.conftest import ready
-
-    tiny_model.save(tmp_path / "cnn.keras")
-    np.savez(tmp_path / "train.npz", x=ready(digits.train.x[:1000]), labels=digits.train.y[:1000])
-    np.savez(tmp_path / "calib.npz", x=ready(digits.val.x), labels=digits.val.y)
-    config = _qat_config(workspace.config("deploy"))
-    config.target = "cpu"  # both full-integer forms, as the study (an Edge TPU run: qat_uint8)
-    config.model.path = str(tmp_path / "cnn.keras")
-    config.data.path = str(tmp_path / "calib.npz")
-    config.recovery.train_data = str(tmp_path / "train.npz")
-    return prepare(config, tmp_path / "out")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("door", ["study", "deployment"])
+@pytest.mark.parametrize("door", DOORS)
 def test_the_one_qat_stage_builds_both_full_integer_variants_with_parity(
     door, tiny_model, digits, prepared, tmp_path
 ):
@@ -83,11 +48,7 @@ def test_the_one_qat_stage_builds_both_full_integer_variants_with_parity(
     labelled training split, qat_uint8 and qat_int8, each with its Keras-vs-TFLite parity."""
     from edgequant.train import qat_stage
 
-    study = (
-        _study_door(tiny_model, prepared, tmp_path)
-        if door == "study"
-        else _deployment_door(tiny_model, digits, tmp_path)
-    )
+    study = open_door(door, tiny_model, digits, prepared, tmp_path)
     result = {"variants": [], "errors": [], "recovery": []}
     made = qat_stage.qat_stage(study, result)
     assert result["errors"] == []

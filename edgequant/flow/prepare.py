@@ -183,8 +183,7 @@ def prepare(config, out_dir: str | Path) -> Study:
     else:
         calibration, evaluation = sources.holdout(source, config.data.holdout_fraction, seed)
         held_out = True
-    if config.data.max_eval and len(evaluation) > config.data.max_eval:
-        evaluation = evaluation.subset(config.data.max_eval, seed, "evaluation")
+    evaluation = capped(config, evaluation)
     cal_set = calibration.subset(config.quantize.calibration_size, seed, "calibration set")
     rest = np.setdiff1d(calibration.indices, cal_set.indices)
     validation = sources.Split(source, rest, "validation") if len(rest) else cal_set
@@ -249,6 +248,16 @@ def prepare(config, out_dir: str | Path) -> Study:
     tasks.setup(study)  # detection/segmentation: ground truth, the body/tail split
     study.warnings += unused_budget(config, budget_keys(study))
     return study
+
+
+def capped(config, evaluation: sources.Split) -> sources.Split:
+    """At most config.data.max_eval seeded samples of the evaluation split (0: all of it)."""
+    cap = config.data.get("max_eval", 0)
+    return (
+        evaluation.subset(cap, config.seed, "evaluation")
+        if 0 < cap < len(evaluation)
+        else evaluation
+    )
 
 
 def unused_budget(config, used: tuple[str, ...]) -> list[str]:

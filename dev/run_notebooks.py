@@ -11,16 +11,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Small parameters per notebook so the whole set runs in a few minutes on 2 cores.
+# Small parameters per notebook so the whole set runs in about two minutes on 2 cores: one
+# epoch, and configs/test.py's tiny CNN (the full CNN's int16x8 variants alone took 10 s to
+# evaluate) or a quarter-width MobileNetV2. Every cell still runs; only the numbers are smaller.
+TINY_CNN = {
+    "model.options.filters": [8, 16],
+    "model.options.dense_units": 32,
+    "train.augment.enabled": False,
+    "data.max_eval": 300,
+}
 SMALL = {
     "01": {
         "epochs": 1,
         "calibration_size": 50,
         "bench_min_secs": 0.05,
         "workdir": "runs/notebooks/nb01",
+        "overrides": TINY_CNN,
     },
-    "02": {"epochs": 1, "qat_epochs": 1, "workdir": "runs/notebooks/nb02"},
-    "03": {"epochs": 1, "bench_min_secs": 0.05, "workdir": "runs/notebooks/nb03"},
+    "02": {"epochs": 1, "qat_epochs": 1, "workdir": "runs/notebooks/nb02", "overrides": TINY_CNN},
+    "03": {
+        "epochs": 1,
+        "bench_min_secs": 0.05,
+        "workdir": "runs/notebooks/nb03",
+        "overrides": {
+            "model.options.alpha": 0.25,
+            "model.options.last_channels": 64,
+            "quantize.calibration_size": 50,
+            "data.max_eval": 300,
+        },
+    },
     "04": {"epochs": 1, "bench_min_secs": 0.05, "workdir": "runs/notebooks/nb04"},
 }
 

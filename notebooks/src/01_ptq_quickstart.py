@@ -15,6 +15,7 @@ epochs = 30
 calibration_size = 500
 bench_min_secs = 2.0
 workdir = "runs/nb01_ptq"
+overrides = {}  # any config key, e.g. {"model.options.dense_units": 64}; CI shrinks the model
 
 # %%
 from edgequant import workspace
@@ -26,6 +27,7 @@ config.train.epochs = epochs
 config.quantize.calibration_size = calibration_size
 config.bench.min_secs = bench_min_secs
 config.bench.threads = (1,)
+config.update_from_flattened_dict(overrides)
 print(config.quantize.recipes)
 
 # %% [markdown]

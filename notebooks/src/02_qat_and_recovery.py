@@ -15,6 +15,7 @@
 epochs = 30
 qat_epochs = 3
 workdir = "runs/nb02_qat"
+overrides = {}  # any config key, e.g. {"model.options.dense_units": 64}; CI shrinks the model
 
 # %%
 from edgequant import pipeline, workspace
@@ -30,6 +31,7 @@ config.quantize.weights = "per_tensor"  # the harder setting
 config.quantize.calibration_size = 8
 config.quantize.aeq_recipes = ("static_wi8_ai8",)
 config.bench.min_secs = 0.2
+config.update_from_flattened_dict(overrides)
 result = pipeline.run(config, workdir, verbose=2)
 result["warnings"]
 
@@ -68,6 +70,7 @@ search = mnist_autoquant.get_config()
 search.train.epochs = epochs
 search.recovery.qat_epochs = qat_epochs
 search.bench.min_secs = 0.2
+search.update_from_flattened_dict(overrides)
 found = pipeline.run(search, workdir + "_search", verbose=0)
 print("recommended:", found["recommended"])
 [(t["step"], t["name"], t.get("on_validation") or t.get("error")) for t in found["recovery"]]

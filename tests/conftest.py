@@ -7,7 +7,6 @@ predictions in parity tests, small enough that the whole suite stays fast.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -52,7 +51,7 @@ _zygote = None
 _zygote_lock = threading.Lock()
 
 
-def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False):
+def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, during=None):
     """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") in the
     repository; returns CompletedProcess (text).
 
@@ -60,26 +59,21 @@ def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False):
     TensorFlow once (tests/probe/runner.py): TensorFlow's ~6 s of start-up CPU per call is what
     made this suite slow, and a forked child is still the real binary with its own argv, flags,
     streams, exit status and signals. `fresh=True` (or EDGEQUANT_TEST_FRESH=1) starts a plain
-    interpreter instead, for what only a fresh start shows."""
+    interpreter instead, for what only a fresh start shows. `during(pid)` runs once the binary
+    started (to signal it at a chosen moment); a binary killed by signal N exits 128 + N."""
     import subprocess
 
     from tests.probe import runner
 
     global _zygote
     fresh = fresh or os.environ.get("EDGEQUANT_TEST_FRESH") == "1"
-    if fresh:
-        return subprocess.run(
-            [sys.executable, runner.script_of(name), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-        )
-    with _zygote_lock:
-        if _zygote is None:
-            _zygote = runner.Zygote()
+    if not fresh:
+        with _zygote_lock:
+            if _zygote is None:
+                _zygote = runner.Zygote()
     with tempfile.TemporaryDirectory(prefix="run_tool-") as folder:
-        out = runner.run(_zygote, name, list(args), Path(folder), timeout=timeout)
+        zygote = None if fresh else _zygote
+        out = runner.run(zygote, name, list(args), Path(folder), timeout=timeout, during=during)
     if out.exit is None:
         raise subprocess.TimeoutExpired([name, *args], timeout, out.stdout, out.stderr)
     return subprocess.CompletedProcess([name, *args], out.exit, out.stdout, out.stderr)

@@ -343,20 +343,13 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, saved_model)
 
 def test_ctrl_c_stops_a_binary_with_one_line_and_exit_130(tmp_path):
     workdir = tmp_path / "train"
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "train.py"), "--config=configs/test.py"]
-        + [f"--workdir={workdir}", "--config.train.epochs=50"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    _wait_for(lambda: (workdir / "tensorboard").exists(), proc, 240)  # training has started
-    # Into the epoch loop: a SIGINT landing while tf.data builds its first iterator has once
-    # aborted TF itself (free(): invalid next size), a TensorFlow crash no handler can catch.
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    # Once training has started, and into the epoch loop: a SIGINT landing while tf.data builds
+    # its first iterator has once aborted TF itself (free(): invalid next size), a TensorFlow
+    # crash no handler can catch.
+    at = _signal_when(lambda pid: (workdir / "tensorboard").exists(), signal.SIGINT, settle=1.0)
+    proc = run_tool("train", "--config=configs/test.py", f"--workdir={workdir}",
+                    "--config.train.epochs=50", during=at)  # fmt: skip
+    err = proc.stderr
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
@@ -369,15 +362,32 @@ _KEPT_DEFAULT = (
 )
 
 
-def _wait_for(condition, proc: subprocess.Popen, timeout: float, poll: float = 0.001) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended (exit {proc.returncode}) before the moment")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("timed out waiting for the moment")
-        time.sleep(poll)
+def _signal_when(condition, signum: int, timeout: float = 300, settle: float = 0.0):
+    """A run_tool `during`: sends signum once condition(pid) holds (polled every 1 ms), after
+    `settle` more seconds. A binary that ends first, or never gets there, is left to the test's
+    exit-status assertion (it is killed after `timeout`), which then shows its stderr."""
+
+    def during(pid: int) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(pid):
+            if not _alive(pid):
+                return
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.001)
+        time.sleep(settle)
+        os.kill(pid, signum)
+
+    return during
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- killing a real re-run
@@ -392,14 +402,12 @@ PREVIOUS = "--config.quantize.recipes=fp32,int8"
 RERUN = "--config.quantize.recipes=fp32,dynamic_range"
 
 
-def _pipeline(workdir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "pipeline.py"), *BASE, f"--workdir={workdir}", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+def _pipeline(workdir: Path, *args: str, during=None) -> subprocess.CompletedProcess:
+    return run_tool("pipeline", *BASE, f"--workdir={workdir}", *args, during=during)
+
+
+def _staging(workdir: Path, pid: int) -> Path:
+    return workdir.with_name(f"{workdir.name}.staging-{pid}")
 
 
 def _snapshot(workdir: Path) -> dict[str, bytes]:
@@ -410,8 +418,7 @@ def _snapshot(workdir: Path) -> dict[str, bytes]:
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("kill") / "run"
     proc = _pipeline(workdir, PREVIOUS)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, proc.stderr
     assert rundir.verify(workdir) == []
     return workdir
 
@@ -430,11 +437,9 @@ MOMENTS = {
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_sigterm_during_a_rerun_keeps_the_previous_run(finished_run, moment):
     before = _snapshot(finished_run)
-    proc = _pipeline(finished_run, RERUN)
-    staging = finished_run.with_name(f"{finished_run.name}.staging-{proc.pid}")
-    _wait_for(lambda: MOMENTS[moment](staging, proc.pid), proc, 300)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    at = _signal_when(lambda pid: MOMENTS[moment](_staging(finished_run, pid), pid), signal.SIGTERM)
+    proc = _pipeline(finished_run, RERUN, during=at)
+    err = proc.stderr
     assert proc.returncode == 143, err
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
@@ -450,11 +455,10 @@ def test_sigterm_during_a_rerun_keeps_the_previous_run(finished_run, moment):
 @pytest.mark.slow
 def test_sigkill_during_a_rerun_is_recovered_at_the_next_start(finished_run):
     before = _snapshot(finished_run)
-    proc = _pipeline(finished_run, RERUN)
-    staging = finished_run.with_name(f"{finished_run.name}.staging-{proc.pid}")
-    _wait_for(lambda: (staging / "tensorboard").exists(), proc, 300)  # training
-    proc.kill()
-    proc.communicate(timeout=60)
+    training = _signal_when(lambda pid: (_staging(finished_run, pid) / "tensorboard").exists(),
+                            signal.SIGKILL)  # fmt: skip
+    proc = _pipeline(finished_run, RERUN, during=training)
+    assert proc.returncode == 128 + signal.SIGKILL, proc.stderr
     assert _snapshot(finished_run) == before
     assert any("left by a dead run" in p for p in rundir.verify(finished_run))
     rundir.recover(finished_run)  # what the next run does first

@@ -19,6 +19,8 @@ TINY_CNN = {
     "model.options.dense_units": 32,
     "train.augment.enabled": False,
     "data.max_eval": 300,
+    "bench.num_runs": 10,
+    "bench.warmup_min_secs": 0.0,
 }
 SMALL = {
     "01": {

@@ -64,6 +64,8 @@ class UserModel:
     keras: object = None  # the Keras model (tf_keras or Keras 3), when there is one
     _call: object = None  # dict[str, Tensor] -> dict[str, Tensor]
     _trackable: object = None  # what owns the variables (needed by the converter)
+    # batch -> the SavedModel export the converters read (one export per model, not per recipe)
+    _exports: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -128,8 +130,23 @@ class UserModel:
 
         Converting the concrete function directly leaves a Keras 3 model's weights as resource
         variables (READ_VARIABLE ops that fail at run time); the SavedModel route freezes them
-        for every format alike, and keeps the named inputs and outputs as the signature.
+        for every format alike, and keeps the named inputs and outputs as the signature. The
+        export is made once per batch size and shared by every recipe's converter (it was half
+        of each conversion's time); a model whose weights change is a new UserModel.
         """
+        import tensorflow as tf
+
+        if batch not in self._exports:
+            self._exports[batch] = self._export(batch)
+        export = self._exports[batch]
+        conv = tf.lite.TFLiteConverter.from_saved_model(
+            export.name, signature_keys=["serving_default"]
+        )
+        conv._edgequant_export = export  # the folder lives as long as the converter
+        return conv
+
+    def _export(self, batch: int | None):
+        """A temporary SavedModel of the model at `batch` (removed when the last user drops it)."""
         import tempfile
 
         import tensorflow as tf
@@ -146,11 +163,7 @@ class UserModel:
             holder.model = self._trackable
         export = tempfile.TemporaryDirectory(prefix="edgequant-export-")
         tf.saved_model.save(holder, export.name, signatures={"serving_default": fn})
-        conv = tf.lite.TFLiteConverter.from_saved_model(
-            export.name, signature_keys=["serving_default"]
-        )
-        conv._edgequant_export = export  # the folder lives as long as the converter
-        return conv
+        return export
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Float outputs of the original model on one batch (for parity checks)."""

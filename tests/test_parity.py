@@ -87,17 +87,23 @@ def _uniform(shape, seed: int) -> np.ndarray:
 
 
 class Case:
-    """One architecture: the seeded model, calibration samples, a test batch, Keras outputs."""
+    """One architecture: the seeded model, calibration samples, a test batch, Keras outputs.
+
+    The model is held as one UserModel, as a deployment holds the user's: every recipe's
+    converter then reads the same SavedModel export."""
 
     def __init__(self, arch: str):
         import tf_keras as keras
 
+        from edgequant import usermodel
+
         keras.utils.set_random_seed(0)
-        self.model = BUILDERS[arch]()
-        shape = self.model.input_shape[1:]
+        model = BUILDERS[arch]()
+        shape = model.input_shape[1:]
         self.calibration = _uniform((32, *shape), seed=1)
         self.x = _uniform((16, *shape), seed=2)
-        self.expected = self.model.predict(self.x, verbose=0)
+        self.expected = model.predict(self.x, verbose=0)
+        self.model = usermodel.from_keras(model)
 
 
 @pytest.fixture(scope="module")

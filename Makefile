@@ -70,7 +70,7 @@ run: venv
 	$(PY) tools/pipeline.py --config=configs/mnist.py --workdir=runs/mnist
 
 test: venv device-venv device-x86 device-arm64 test-deps
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"

@@ -100,12 +100,20 @@ def serve() -> None:
     from edgequant import cli
 
     cli.quiet_tensorflow()
+    # TensorFlow, and what most binaries import next (each a second or so per child otherwise):
+    # the flow and its report (matplotlib's first pyplot import alone is 0.8 s) and tfmot.
     import absl.flags  # noqa: F401
     import keras  # noqa: F401
     import ml_collections  # noqa: F401
     import numpy  # noqa: F401
     import tensorflow  # noqa: F401
+    import tensorflow_model_optimization  # noqa: F401
     import tf_keras  # noqa: F401
+
+    import edgequant.pipeline  # noqa: F401
+    from edgequant.report import plots
+
+    plots.pyplot()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -233,9 +233,8 @@ def run(
     while poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     code = poll()
-    if (
-        code is not None and code < 0
-    ):  # a fresh process killed by signal N: 128 + N, as a shell says
+    # A fresh process killed by signal N reports -N: 128 + N, as the zygote and a shell say.
+    if code is not None and code < 0:
         code = 128 - code
     if code is None:
         for sig in (signal.SIGKILL,):

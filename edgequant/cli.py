@@ -175,9 +175,18 @@ def _unsafe_to_raise(frame) -> bool:
     return False
 
 
+def _cut_short(unraisable) -> None:
+    """sys.unraisablehook once an interrupt is on its way up: the work it stopped mid-write (a
+    zip member of a .keras file, an h5py store) sits in reference cycles whose finalizers the
+    garbage collector runs in any order, and ZipFile's then complains of "an open writing handle"
+    as an "Exception ignored" traceback. The interrupt's one line already says what was kept:
+    a finalizer's complaint about the work it cut short is not news, and not the user's."""
+
+
 def _raise_interrupted(signum: int, frame) -> None:
     global _pending_signal
     _pending_signal = signum
+    sys.unraisablehook = _cut_short
     if _unsafe_to_raise(frame):
         # Deliver it again in a moment, when the finalizer or import is over.
         threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()

@@ -136,7 +136,7 @@ def test_launcher_needs_a_binary():
 
 
 # ---------------------------------------------------------------------------------------------
-# Real TensorFlow workers (configs/test_multi_worker.py: tiny CNN, 5 epochs, 1 QAT epoch).
+# Real TensorFlow workers (configs/test_multi_worker.py: tiny CNN, 3 epochs, 1 QAT epoch).
 
 CONFIG = "--config=configs/test_multi_worker.py"
 

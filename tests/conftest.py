@@ -7,6 +7,7 @@ predictions in parity tests, small enough that the whole suite stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -66,7 +67,8 @@ _zygote = None
 _zygote_lock = threading.Lock()
 
 
-def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, during=None):
+def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, during=None,
+             **where):  # fmt: skip
     """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") in the
     repository; returns CompletedProcess (text).
 
@@ -75,7 +77,9 @@ def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, dur
     made this suite slow, and a forked child is still the real binary with its own argv, flags,
     streams, exit status and signals. `fresh=True` (or EDGEQUANT_TEST_FRESH=1) starts a plain
     interpreter instead, for what only a fresh start shows. `during(pid)` runs once the binary
-    started (to signal it at a chosen moment); a binary killed by signal N exits 128 + N."""
+    started (to signal it at a chosen moment, see `signal_when`); a binary killed by signal N
+    exits 128 + N. `where`: runner.run's cwd, env (PYTHONPATH is added to the repository) and
+    tmpfs ("PATH[:ro,size=16k]": the binary sees a private tmpfs mounted there)."""
     import subprocess
 
     from tests.probe import runner
@@ -88,10 +92,43 @@ def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, dur
                 _zygote = runner.Zygote()
     with tempfile.TemporaryDirectory(prefix="run_tool-") as folder:
         zygote = None if fresh else _zygote
-        out = runner.run(zygote, name, list(args), Path(folder), timeout=timeout, during=during)
+        out = runner.run(
+            zygote, name, list(args), Path(folder), timeout=timeout, during=during, **where
+        )
     if out.exit is None:
         raise subprocess.TimeoutExpired([name, *args], timeout, out.stdout, out.stderr)
     return subprocess.CompletedProcess([name, *args], out.exit, out.stdout, out.stderr)
+
+
+def signal_when(condition, signum: int, timeout: float = 300, settle: float = 0.0, sent=None):
+    """A run_tool `during`: sends signum once condition(pid) holds (polled every 1 ms), after
+    `settle` more seconds, and appends the monotonic time it did to `sent` (a list) if given. A
+    binary that ends first, or never gets there, is left to the test's exit-status assertion
+    (it is killed after `timeout`), which then shows its stderr."""
+    import time
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def during(pid: int) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(pid):
+            if not alive(pid):
+                return
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.001)
+        time.sleep(settle)
+        os.kill(pid, signum)
+        if sent is not None:
+            sent.append(time.monotonic())
+
+    return during
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from edgequant import atomic, config_check, rundir, workspace
 from edgequant.datasets import idx
-from tests.conftest import REPO, assert_one_line_error, run_tool
+from tests.conftest import REPO, assert_one_line_error, run_tool, signal_when
 
 # ---------------------------------------------------------------- atomic writes
 
@@ -308,35 +307,18 @@ def test_corrupt_mnist_npz_is_a_value_error_naming_it(tmp_path, digits, damage):
     assert "\n" not in str(e.value)
 
 
-def _in_private_mount(options: str, mountpoint: Path, argv: list[str]):
-    """Runs argv with a tmpfs (`options`) mounted at `mountpoint` in a private mount namespace."""
-    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"]).returncode:
-        pytest.skip("needs unshare -rm (user + mount namespaces) to mount a tmpfs")
-    mountpoint.mkdir()
-    script = f'mount -t tmpfs -o {options} tmpfs "{mountpoint}" && exec "$@"'
-    return subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", *argv],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
-
-
 def test_read_only_workdir_is_one_line(tmp_path):
     ro = tmp_path / "ro"
-    tool = [sys.executable, str(REPO / "tools" / "pipeline.py"), "--config=configs/test.py"]
-    proc = _in_private_mount("ro,size=1m", ro, [*tool, f"--workdir={ro}/run"])
+    proc = run_tool("pipeline", "--config=configs/test.py", f"--workdir={ro}/run", tmpfs=f"{ro}:ro")
     assert_one_line_error(proc, "Read-only file system", f"{ro}/run")
     assert proc.returncode == 2
 
 
 def test_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, saved_model):
     full = tmp_path / "full"
-    tool = [sys.executable, str(REPO / "tools" / "quantize.py"), f"--model={saved_model}"]
-    script_args = [*tool, "--recipe=fp32", f"--out_dir={full}"]
     # 16 KiB holds the recipe JSON but not the ~100 KB model.
-    proc = _in_private_mount("size=16k", full, [*script_args])
+    proc = run_tool("quantize", f"--model={saved_model}", "--recipe=fp32", f"--out_dir={full}",
+                    tmpfs=f"{full}:size=16k")  # fmt: skip
     assert_one_line_error(proc, "No space left on device", "fp32.tflite")
     assert proc.returncode == 2
 
@@ -346,7 +328,7 @@ def test_ctrl_c_stops_a_binary_with_one_line_and_exit_130(tmp_path):
     # Once training has started, and into the epoch loop: a SIGINT landing while tf.data builds
     # its first iterator has once aborted TF itself (free(): invalid next size), a TensorFlow
     # crash no handler can catch.
-    at = _signal_when(lambda pid: (workdir / "tensorboard").exists(), signal.SIGINT, settle=1.0)
+    at = signal_when(lambda pid: (workdir / "tensorboard").exists(), signal.SIGINT, settle=1.0)
     proc = run_tool("train", "--config=configs/test.py", f"--workdir={workdir}",
                     "--config.train.epochs=50", during=at)  # fmt: skip
     err = proc.stderr
@@ -360,34 +342,6 @@ def test_ctrl_c_stops_a_binary_with_one_line_and_exit_130(tmp_path):
 _KEPT_DEFAULT = (
     "every file written so far is complete (writes are atomic); nothing partial was left"
 )
-
-
-def _signal_when(condition, signum: int, timeout: float = 300, settle: float = 0.0):
-    """A run_tool `during`: sends signum once condition(pid) holds (polled every 1 ms), after
-    `settle` more seconds. A binary that ends first, or never gets there, is left to the test's
-    exit-status assertion (it is killed after `timeout`), which then shows its stderr."""
-
-    def during(pid: int) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(pid):
-            if not _alive(pid):
-                return
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                return
-            time.sleep(0.001)
-        time.sleep(settle)
-        os.kill(pid, signum)
-
-    return during
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- killing a real re-run
@@ -437,7 +391,7 @@ MOMENTS = {
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_sigterm_during_a_rerun_keeps_the_previous_run(finished_run, moment):
     before = _snapshot(finished_run)
-    at = _signal_when(lambda pid: MOMENTS[moment](_staging(finished_run, pid), pid), signal.SIGTERM)
+    at = signal_when(lambda pid: MOMENTS[moment](_staging(finished_run, pid), pid), signal.SIGTERM)
     proc = _pipeline(finished_run, RERUN, during=at)
     err = proc.stderr
     assert proc.returncode == 143, err
@@ -455,7 +409,7 @@ def test_sigterm_during_a_rerun_keeps_the_previous_run(finished_run, moment):
 @pytest.mark.slow
 def test_sigkill_during_a_rerun_is_recovered_at_the_next_start(finished_run):
     before = _snapshot(finished_run)
-    training = _signal_when(lambda pid: (_staging(finished_run, pid) / "tensorboard").exists(),
+    training = signal_when(lambda pid: (_staging(finished_run, pid) / "tensorboard").exists(),
                             signal.SIGKILL)  # fmt: skip
     proc = _pipeline(finished_run, RERUN, during=training)
     assert proc.returncode == 128 + signal.SIGKILL, proc.stderr

@@ -5,7 +5,6 @@ SIGTERM during the data pass end the run promptly with rundir's truthful message
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from edgequant.errors import UserError
 from edgequant.flow import bounds, prepare
 from tests import memcap
 from tests import truth_fixtures as tf_
-from tests.conftest import REPO
+from tests.conftest import REPO, run_tool, signal_when
 from tests.truth_fixtures import config, png_folder
 
 
@@ -250,22 +249,16 @@ def test_a_signal_during_data_counting_ends_the_run_promptly_and_truthfully(
 ):
     model = tf_.vector_model(folder, f"sig{int(signum)}.keras")
     (tmp_path / "slow_data.py").write_text("import numpy as np\n" + SLOW)
-    env = {**os.environ, "PYTHONPATH": f"{REPO}:{tmp_path}"}
-    out = tmp_path / "bundle"
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "deploy.py"), f"--model={model}",
-         "--data=slow_data:data", f"--out_dir={out}", "--target=cpu"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "started").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the data pass never started"
-        time.sleep(0.1)
-    sent = time.monotonic()
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 10, "the run did not stop promptly"
+    out, sent = tmp_path / "bundle", []
+    started = signal_when(
+        lambda pid: (tmp_path / "started").exists(), signum, timeout=120, sent=sent
+    )
+    proc = run_tool("deploy", f"--model={model}", "--data=slow_data:data", f"--out_dir={out}",
+                    "--target=cpu", cwd=str(tmp_path), env={"PYTHONPATH": str(tmp_path)},
+                    during=started)  # fmt: skip
+    err = proc.stderr
+    assert sent, f"the data pass never started: {err}"
+    assert time.monotonic() - sent[0] < 10, "the run did not stop promptly"
     assert proc.returncode == 128 + signum, err
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and signal.Signals(signum).name in lines[0], err

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import pytest
 
 from edgequant import atomic, inplace, rundir
 from edgequant.errors import UserError
-from tests.conftest import REPO, assert_one_line_error, run_tool
+from tests.conftest import REPO, assert_one_line_error, run_tool, signal_when
 
 FAST = ("--config.bench.enabled=false", "--target=edgetpu", "--config.recovery.enabled=false")
 
@@ -127,24 +126,22 @@ def test_a_failing_rerun_keeps_the_previous_good_bundle(bundle, user_files):
 def test_an_interrupted_rerun_says_the_previous_bundle_was_kept(bundle, user_files):
     """The old message said "nothing was kept" for a deploy bundle (it has no manifest.json)."""
     before = _snapshot(bundle)
-    proc = subprocess.Popen(
-        _deploy(user_files / "good.keras", user_files / "x.npy", bundle),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    staging = bundle.with_name(f"bundle.staging-{proc.pid}")
-    deadline = time.monotonic() + 300
-    while not (staging / "fp32.tflite").exists() and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    pids: list[int] = []
+
+    def staging(pid: int) -> Path:
+        return bundle.with_name(f"bundle.staging-{pid}")
+
+    at = signal_when(lambda pid: (staging(pid) / "fp32.tflite").exists(), signal.SIGTERM)
+    args = _deploy(user_files / "good.keras", user_files / "x.npy", bundle)[2:]
+    proc = run_tool("deploy", *args, during=lambda pid: (pids.append(pid), at(pid)))
+    err = proc.stderr
     assert proc.returncode == 143, err
     assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
         f"error: interrupted by SIGTERM: {bundle} still holds the previous complete run; "
         "the partial new run was removed"
     ]
     assert _snapshot(bundle) == before
-    assert not staging.exists()
+    assert not staging(pids[0]).exists()
 
 
 def _can_unshare() -> bool:

@@ -35,12 +35,17 @@ class Outcome:
 
 def _private_tmpfs(target: str) -> None:
     """Mounts a tmpfs on target in a mount namespace of this process alone (as `unshare -rm`
-    does), so a case can give a binary an --out_dir that is a mount point. The forked child has
-    one thread, which unshare(CLONE_NEWUSER) requires."""
+    does), so a case can give a binary an --out_dir that is a mount point, a read-only folder
+    ("PATH:ro") or a full disk ("PATH:size=16k"). The forked child has one thread, which
+    unshare(CLONE_NEWUSER) requires."""
     import ctypes
 
+    target, _, options = target.partition(":")
+    words = [w for w in options.split(",") if w]
     libc = ctypes.CDLL(None, use_errno=True)
-    newns, newuser, rec, private = 0x20000, 0x10000000, 0x4000, 1 << 18
+    newns, newuser, rec, private, rdonly = 0x20000, 0x10000000, 0x4000, 1 << 18, 1
+    flags = rdonly if "ro" in words else 0
+    data = ",".join(w for w in words if w != "ro").encode() or None
     uid, gid = os.geteuid(), os.getegid()
     if libc.unshare(newns | (newuser if uid else 0)):
         raise OSError(ctypes.get_errno(), "unshare")
@@ -50,7 +55,7 @@ def _private_tmpfs(target: str) -> None:
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
     os.makedirs(target, exist_ok=True)
     if libc.mount(None, b"/", None, rec | private, None) or libc.mount(
-        b"tmpfs", target.encode(), b"tmpfs", 0, None
+        b"tmpfs", target.encode(), b"tmpfs", flags, data
     ):
         raise OSError(ctypes.get_errno(), "mount", target)
 

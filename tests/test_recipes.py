@@ -146,6 +146,7 @@ def full_run(tmp_path_factory):
     config.budget.min_top1 = 1.0  # unreachable: every rung of the recovery ladder runs
     config.recovery.large_calibration_size = 100
     config.recovery.denylist_k = (1,)
+    config.recovery.qat_epochs = 1  # the rung's model and recipe are what is checked here
     workdir = tmp_path_factory.mktemp("recipes_run")
     results = pipeline.run(config, workdir, verbose=0)
     return workdir, results, config

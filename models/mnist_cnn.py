@@ -18,8 +18,8 @@ def build(
     dropout: float = 0.25,
     bn_momentum: float = 0.99,
 ) -> keras.Model:
-    """`bn_momentum` is Keras's default; a short run (a test's two epochs) needs 0.9, or the
-    batch-norm moving statistics still hold their initial values when training ends."""
+    """`bn_momentum` is Keras's default; a short run (a test's three epochs) needs 0.9, or
+    the batch-norm moving statistics still hold their initial values when training ends."""
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for i, f in enumerate(filters):

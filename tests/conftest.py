@@ -100,19 +100,23 @@ def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, dur
     return subprocess.CompletedProcess([name, *args], out.exit, out.stdout, out.stderr)
 
 
+def alive(pid: int) -> bool:
+    """Whether pid is still running. A zombie still answers kill(0): it has exited, its parent
+    (the test, or the zygote for a forked binary) just has not reaped it yet."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):  # gone, also between the two calls
+        return False
+    return stat.split(")")[-1].split()[0] != "Z"
+
+
 def signal_when(condition, signum: int, timeout: float = 300, settle: float = 0.0, sent=None):
     """A run_tool `during`: sends signum once condition(pid) holds (polled every 1 ms), after
     `settle` more seconds, and appends the monotonic time it did to `sent` (a list) if given. A
     binary that ends first, or never gets there, is left to the test's exit-status assertion
     (it is killed after `timeout`), which then shows its stderr."""
     import time
-
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
     def during(pid: int) -> None:
         deadline = time.monotonic() + timeout

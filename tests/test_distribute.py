@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgequant import distribute
-from tests.conftest import REPO, assert_one_line_error, run_tool
+from tests.conftest import REPO, alive, assert_one_line_error, run_tool
 
 PY = sys.executable
 
@@ -94,14 +94,6 @@ def _launch(tmp_path, actions: str, workers: int, timeout: float = 60):
     return proc, time.monotonic() - start
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-
-
 def test_launcher_gives_each_worker_its_tf_config_and_returns_the_chiefs_status(tmp_path):
     proc, _ = _launch(tmp_path, "exit0,exit0,exit0", 3)
     assert proc.returncode == 0, proc.stderr
@@ -122,7 +114,7 @@ def test_launcher_stops_every_worker_when_one_dies(tmp_path):
     assert_one_line_error(proc, "worker 1", "exited with status 3", "stopped the other workers")
     assert seconds < 30
     for i in (0, 2):
-        assert not _alive(int((tmp_path / f"pid{i}").read_text()))
+        assert not alive(int((tmp_path / f"pid{i}").read_text()))
 
 
 def test_launcher_needs_a_binary():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgequant.edgetpu import CompileOptions, compile_model, compile_models, compiler_log
-from tests.conftest import assert_one_line_error, run_tool
+from tests.conftest import alive, assert_one_line_error, run_tool
 
 DATA = Path(__file__).parent / "data"
 
@@ -164,16 +164,6 @@ def _hanging_compiler(tmp_path: Path) -> tuple[str, Path]:
     return str(script), pid_file
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it has exited, its parent just has not reaped it.
-    status = Path(f"/proc/{pid}/stat")
-    return status.exists() and status.read_text().split(")")[-1].split()[0] != "Z"
-
-
 def test_compile_timeout_kills_the_compiler_and_its_child_within_the_bound(tmp_path, coral_dir):
     import time
 
@@ -189,9 +179,9 @@ def test_compile_timeout_kills_the_compiler_and_its_child_within_the_bound(tmp_p
     assert elapsed < 1 + compiler.GRACE_SEC + 3, elapsed
     worker = int(pid_file.read_text())
     deadline = time.monotonic() + 2
-    while _alive(worker) and time.monotonic() < deadline:
+    while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(worker), f"worker {worker} survived the timeout"
+    assert not alive(worker), f"worker {worker} survived the timeout"
 
 
 def test_co_compile_passes_every_model_in_one_call_and_parses_each_block(tmp_path, coral_dir):

@@ -51,9 +51,8 @@ def user_files(tmp_path_factory) -> Path:
 
 
 def _deploy(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    script = str(REPO / "tools" / "deploy.py")
-    return [sys.executable, script, f"--model={model}", f"--data={data}", f"--out_dir={out}",
-            *FAST, *extra]  # fmt: skip
+    """tools/deploy.py's flags for a fast deployment of model on data into out."""
+    return [f"--model={model}", f"--data={data}", f"--out_dir={out}", *FAST, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def bundle(user_files, tmp_path_factory) -> Path:
     (parent / "bundle.staging-1").mkdir()  # pid 1 is alive: this is no run of ours either
     (parent / "bundle.staging-1" / "notes.txt").write_text("mine")
     out = parent / "bundle"
-    proc = run_tool("deploy", *_deploy(user_files / "good.keras", user_files / "x.npy", out)[2:])
+    proc = run_tool("deploy", *_deploy(user_files / "good.keras", user_files / "x.npy", out))
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -113,7 +112,7 @@ def test_a_users_folder_named_like_a_dead_run_is_kept(bundle):
 @pytest.mark.slow
 def test_a_failing_rerun_keeps_the_previous_good_bundle(bundle, user_files):
     before = _snapshot(bundle)
-    proc = run_tool("deploy", *_deploy(user_files / "nan.keras", user_files / "x.npy", bundle)[2:])
+    proc = run_tool("deploy", *_deploy(user_files / "nan.keras", user_files / "x.npy", bundle))
     # A broken float model is refused before any work, so the good bundle is never touched.
     assert_one_line_error(proc, "NaN or Inf", "the float model itself is broken")
     assert _snapshot(bundle) == before
@@ -132,7 +131,7 @@ def test_an_interrupted_rerun_says_the_previous_bundle_was_kept(bundle, user_fil
         return bundle.with_name(f"bundle.staging-{pid}")
 
     at = signal_when(lambda pid: (staging(pid) / "fp32.tflite").exists(), signal.SIGTERM)
-    args = _deploy(user_files / "good.keras", user_files / "x.npy", bundle)[2:]
+    args = _deploy(user_files / "good.keras", user_files / "x.npy", bundle)
     proc = run_tool("deploy", *args, during=lambda pid: (pids.append(pid), at(pid)))
     err = proc.stderr
     assert proc.returncode == 143, err
@@ -160,7 +159,8 @@ def test_an_out_dir_that_is_a_mount_point_gets_the_bundle_in_place(user_files, t
         pytest.skip("unshare -rm is not permitted here")
     mnt, copy1, copy2 = tmp_path / "mnt", tmp_path / "first", tmp_path / "second"
     mnt.mkdir()
-    second = " ".join(_deploy(user_files / "good.keras", user_files / "x.npy", mnt))
+    deploy = [sys.executable, str(REPO / "tools" / "deploy.py")]
+    second = " ".join([*deploy, *_deploy(user_files / "good.keras", user_files / "x.npy", mnt)])
     first = second.replace("--target=edgetpu", "--target=cpu")  # more variants than edgetpu
     script = (
         f'mount -t tmpfs tmpfs "{mnt}" && {first} && cp -a "{mnt}" "{copy1}" && '

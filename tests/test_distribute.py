@@ -200,11 +200,19 @@ def test_two_workers_train_and_qat_like_one(tmp_path):
     # TensorBoard event file per log folder, so no second writer), and its temp dir is gone.
     assert _normalized(_files(multi_dir)) == _normalized(_files(single_dir))
     assert list(multi_tmp.iterdir()) == []
-    # Same data, same global batches: the same accuracy within 1 pp, float and QAT.
+    # Same data, same global batches, so the same training: every epoch's loss within 10% (a
+    # worker reading the whole dataset, or running half the steps, is far off in the first epoch) and
+    # the same accuracy within 2 pp, float and QAT. Not bit-identical: batch norm's statistics
+    # are per replica (32 samples, not 64) and the sums run in another order. Measured on
+    # n=1000: float equal (0.928), QAT 0.905 vs 0.919 on an AVX-512 Xeon, <1 pp elsewhere.
     ref = json.loads((single_dir / "deploy.json").read_text())
+    losses = json.loads((multi_dir / "history.json").read_text())["loss"]
+    ref_losses = json.loads((single_dir / "history.json").read_text())["loss"]
+    assert len(losses) == len(ref_losses) == 3
+    assert all(abs(a / b - 1) <= 0.1 for a, b in zip(losses, ref_losses, strict=True))
     top1, ref_top1 = results["float"]["metrics"]["top1"], ref["float"]["metrics"]["top1"]
-    assert abs(top1 - ref_top1) <= 0.01
-    assert abs(results["qat"]["keras_accuracy"] - ref["qat"]["keras_accuracy"]) <= 0.01
+    assert abs(top1 - ref_top1) <= 0.02
+    assert abs(results["qat"]["keras_accuracy"] - ref["qat"]["keras_accuracy"]) <= 0.02
     assert top1 > 0.9
 
 

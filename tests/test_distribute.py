@@ -209,7 +209,10 @@ def test_two_workers_train_and_qat_like_one(tmp_path):
     losses = json.loads((multi_dir / "history.json").read_text())["loss"]
     ref_losses = json.loads((single_dir / "history.json").read_text())["loss"]
     assert len(losses) == len(ref_losses) == 3
-    assert all(abs(a / b - 1) <= 0.1 for a, b in zip(losses, ref_losses, strict=True))
+    assert all(abs(a / b - 1) <= 0.1 for a, b in zip(losses, ref_losses, strict=True)), (
+        losses,
+        ref_losses,
+    )
     top1, ref_top1 = results["float"]["metrics"]["top1"], ref["float"]["metrics"]["top1"]
     assert abs(top1 - ref_top1) <= 0.02
     assert abs(results["qat"]["keras_accuracy"] - ref["qat"]["keras_accuracy"]) <= 0.02

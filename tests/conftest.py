@@ -67,6 +67,18 @@ _zygote = None
 _zygote_lock = threading.Lock()
 
 
+def shared_zygote():
+    """This worker's zygote (tests/probe/runner.py), started on first use: run_tool and the
+    probe's session fork every binary from it, so the worker imports TensorFlow for them once."""
+    from tests.probe import runner
+
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None:
+            _zygote = runner.Zygote()
+    return _zygote
+
+
 def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, during=None,
              **where):  # fmt: skip
     """Runs tools/<name>.py (or a script named by its repo path, e.g. "benchmarks/byom") in the
@@ -84,16 +96,16 @@ def run_tool(name: str, *args: str, timeout: int = 600, fresh: bool = False, dur
 
     from tests.probe import runner
 
-    global _zygote
     fresh = fresh or os.environ.get("EDGEQUANT_TEST_FRESH") == "1"
-    if not fresh:
-        with _zygote_lock:
-            if _zygote is None:
-                _zygote = runner.Zygote()
     with tempfile.TemporaryDirectory(prefix="run_tool-") as folder:
-        zygote = None if fresh else _zygote
         out = runner.run(
-            zygote, name, list(args), Path(folder), timeout=timeout, during=during, **where
+            None if fresh else shared_zygote(),
+            name,
+            list(args),
+            Path(folder),
+            timeout=timeout,
+            during=during,
+            **where,
         )
     if out.exit is None:
         raise subprocess.TimeoutExpired([name, *args], timeout, out.stdout, out.stderr)

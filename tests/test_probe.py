@@ -3,7 +3,7 @@
 Each case runs the real binary over files it makes and must get the verdict its table states
 (`clean` or `accepted`); a test fails while a case is silent, lost, unsafe, a traceback, a hang,
 refused or unclear, so CI shows what a hostile user would hit. The session shares one kit
-(tiny models, data, a real bundle), one loopback sshd and one zygote (tests/probe/runner.py),
+(tiny models, data, a real bundle), one loopback sshd and the worker's zygote (run_tool's),
 so a case costs a fraction of a second to a few seconds instead of TensorFlow's start-up.
 `python -m tests.probe` prints the same cases' totals by verdict and class.
 """
@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from tests.conftest import shared_zygote
 from tests.probe import cases, verdict
 
 
@@ -21,7 +22,7 @@ from tests.probe import cases, verdict
 def probe(tmp_path_factory):
     """The shared kit, zygote and sshd; with PROBE_JSON=path, the totals are written there too
     (the same summary as `python -m tests.probe --output_json=path`)."""
-    session = cases.Session(tmp_path_factory.mktemp("probe"))
+    session = cases.Session(tmp_path_factory.mktemp("probe"), shared_zygote())
     yield session
     session.close()
     if os.environ.get("PROBE_JSON") and session.results:

@@ -22,6 +22,7 @@ target = "edgetpu"  # or "cpu"
 epochs = 3
 bench_min_secs = 1.0
 workdir = "runs/nb04_your_model"
+overrides = {}  # any config key, e.g. {"budget.max_drop_pp": 2.0}
 
 # %%
 from pathlib import Path
@@ -70,7 +71,7 @@ result = edgequant.deploy(
     work / "bundle",
     input_range=input_range,
     target=target,
-    **{"bench.min_secs": bench_min_secs},
+    **{"bench.min_secs": bench_min_secs, **overrides},
 )
 print(edgequant.summary(result))
 

@@ -30,9 +30,11 @@ assert len(BY_ID) == len(ALL), "case ids must be unique"
 
 class Session:
     """The shared pieces, made once: the kit (models, data, a real bundle), the zygote that runs
-    the binaries, and the loopback sshd with a refusing port beside it."""
+    the binaries, and the loopback sshd with a refusing port beside it. A `zygote` given (the
+    test worker's own) is used and left running; without one the session starts and closes its
+    own (`python -m tests.probe`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, zygote: runner.Zygote | None = None) -> None:
         self.root = root
         self.results: list[case_mod.Result] = []
         root.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,8 @@ class Session:
         )
         shutil.rmtree(self.kit.root, ignore_errors=True)
         kit.build(self.kit.root)
-        self.zygote = runner.Zygote()
+        self._own_zygote = zygote is None
+        self.zygote = zygote or runner.Zygote()
         self._deploy_bundle()
 
     def _deploy_bundle(self) -> None:
@@ -67,7 +70,8 @@ class Session:
         return self.results[-1]
 
     def close(self) -> None:
-        self.zygote.close()
+        if self._own_zygote:
+            self.zygote.close()
         self.server.stop()
 
 

@@ -149,6 +149,41 @@ def test_a_dead_device_is_one_line_and_a_nonzero_exit_with_every_other_result_ke
     assert f"`device {dead}`: 3 of 3 variants failed: transport" in report
 
 
+def test_a_variant_the_devices_runtime_cannot_load_is_a_warning_and_never_recommended(
+    server, user_files, tmp_path
+):
+    """TF 2.21's dynamic-range FULLY_CONNECTED is version 12, which the device's tflite-runtime
+    2.14 has no kernel for: the device works, that variant cannot run there. The run succeeds,
+    says which variant needs a newer runtime, and recommends what the device did run."""
+    model, data = user_files
+    proc = run_tool(
+        "deploy",
+        f"--model={model}",
+        f"--data={data}",
+        f"--out_dir={tmp_path / 'b'}",
+        "--device=loopdev",
+        f"--ssh_config={server.ssh_config}",
+        f"--remote_python={DEVICE_PYTHON}",
+        "--inventory=",
+        "--target=cpu",
+        "--config.quantize.recipes=('fp32','dynamic_range')",
+        "--config.recovery.enabled=false",
+        "--config.bench.num_runs=5",
+        "--config.bench.min_secs=0.01",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "b" / "deploy.json").read_text())
+    fp32, dynamic = (v["devices"]["loopdev"] for v in result["variants"])
+    assert fp32["p50"] > 0 and dynamic["p50"] is None
+    assert dynamic["status"].startswith("unsupported: ")
+    assert "Didn't find op for builtin opcode 'FULLY_CONNECTED'" in dynamic["status"]
+    assert result["errors"] == [] and result["recommended"] == "fp32"
+    (warning,) = [w for w in result["warnings"] if w.startswith("device loopdev")]
+    assert "cannot load 1 variant(s) (dynamic_range.tflite)" in warning
+    assert "need a newer TFLite runtime" in warning and "FULLY_CONNECTED" in warning
+    assert warning in (tmp_path / "b" / "report.md").read_text()
+
+
 def test_without_a_live_device_the_ranking_says_it_is_the_hosts(user_files, tmp_path):
     model, data = user_files
     dead = _dead_device()

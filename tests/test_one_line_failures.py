@@ -132,13 +132,22 @@ WHY_CASES = {
     "conversion error": ("cpu", [], [{"name": "int16x8", "error": "converter said no"}],
                          {"int16x8": "failed: converter said no"}),
     "nothing built": ("cpu", [], [], {"-": "no variant was built"}),
+    "not run on the target device": (
+        "cpu",
+        [{"name": "dynamic_range", "within_budget": True,
+          "devices": {"pi": {"p50": None, "status": "unsupported: FULLY_CONNECTED v12"}}},
+         {"name": "int8", "within_budget": True, "devices": {"pi": {"p50": 0.1}}}],
+        [], {"dynamic_range": "did not run on the target device pi: unsupported: FULLY_"},
+    ),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(WHY_CASES))
 def test_why_no_variant_is_recommended_names_each_cause(case):
     target, variants, errors, expected = WHY_CASES[case]
-    found = {u["name"]: u["reason"] for u in truth.why_none(_Study(target), variants, errors)}
+    device = "pi" if "device" in case else None
+    unmet = truth.why_none(_Study(target), variants, errors, device)
+    found = {u["name"]: u["reason"] for u in unmet}
     assert set(found) == set(expected)
     for name, reason in expected.items():
         assert reason in found[name], found

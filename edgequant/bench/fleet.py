@@ -52,6 +52,12 @@ class Job:
     key: str
 
 
+# TFLite's words (tflite-runtime and LiteRT alike) when the runtime has no kernel for an op, or
+# for the op's version, in the model: e.g. tflite-runtime 2.14 cannot load TF 2.21's hybrid
+# FULLY_CONNECTED (version 12). The variant needs a newer runtime; the device itself works.
+UNSUPPORTED_OP = "Didn't find op for builtin opcode"
+
+
 def _error(kind: str, message: str, **extra) -> dict:
     return {"error": message, "kind": kind, **extra}
 
@@ -199,7 +205,8 @@ def _run_with_retries(
             time.sleep(delay)
             delay = min(delay * 2, retry.max_backoff_secs)
         except RemoteError as e:
-            return _error("remote", str(e), attempts=attempt)
+            kind = "unsupported" if UNSUPPORTED_OP in str(e) else "remote"
+            return _error(kind, str(e), attempts=attempt)
         except (OSError, ValueError) as e:
             return _error("local", str(e), attempts=attempt)
     raise AssertionError("unreachable")

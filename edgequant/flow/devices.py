@@ -4,7 +4,9 @@ The measuring is the fleet's (bench/stage.run_devices -> bench/fleet.py): one jo
 at a time, retries on transport failures, the host's LiteRT outputs as the parity reference.
 Here the records become each variant's `devices` entry, and a device that fails becomes one
 line in result["errors"] instead of stopping the run: every other result is still written,
-and the binary exits non-zero. An unknown device name is bad input, refused before any work
+and the binary exits non-zero. A variant the device's runtime cannot load (an op or op version
+newer than its TFLite: fleet's `unsupported`) is not a failing device: it is a warning, and
+that variant cannot be recommended for the device. An unknown device name is bad input, refused before any work
 by config_check (like every config key).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgequant.bench import compare, inventory
+from edgequant.bench import compare, fleet, inventory
 from edgequant.bench import stage as bench_stage
 from edgequant.flow.study import Study
 
@@ -75,7 +77,15 @@ def measure_on_devices(study: Study, variants: list[dict], result: dict) -> None
             d: entry(by_key[(d, file)]) for d in _device_names(study) if (d, file) in by_key
         }
     for d in _device_names(study):
-        failed = [r for r in records if r["device"] == d and "error" in r]
+        mine = [r for r in records if r["device"] == d and "error" in r]
+        unsupported = [r for r in mine if r.get("kind") == "unsupported"]
+        if unsupported:
+            study.warnings.append(
+                f"device {d}: its runtime cannot load {len(unsupported)} variant(s) "
+                f"({', '.join(r['model'] for r in unsupported)}), which need a newer TFLite "
+                f"runtime and are not recommended for it: {_tflite_words(unsupported[0])}"
+            )
+        failed = [r for r in mine if r.get("kind") != "unsupported"]
         if failed:
             first = failed[0]
             result["errors"].append(
@@ -87,6 +97,12 @@ def measure_on_devices(study: Study, variants: list[dict], result: dict) -> None
             )
 
 
+def _tflite_words(record: dict) -> str:
+    """The runtime's own sentence (which op, which version) from a load failure."""
+    error = str(record["error"]).splitlines()[0]
+    return error[error.find(fleet.UNSUPPORTED_OP) :]
+
+
 def _device_names(study: Study) -> list[str]:
     """The devices' record names (an inventory name, or the user@host:port given)."""
     cfg = study.config.bench
@@ -96,12 +112,17 @@ def _device_names(study: Study) -> list[str]:
     ]
 
 
+def device_p50(variant: dict, device: str) -> float | None:
+    """The variant's p50 on `device`; None when it did not run there."""
+    return ((variant.get("devices") or {}).get(device) or {}).get("p50")
+
+
 def latency_key(study: Study, variants: list[dict]) -> tuple[str | None, str]:
     """(the device whose p50 ranks the variants, the sentence saying what ranks them). The
     first device named is the target; without one, or when it measured nothing, the host's
     CPU latency ranks them, and the report says so."""
     for d in _device_names(study)[:1]:
-        if any((v.get("devices") or {}).get(d, {}).get("p50") is not None for v in variants):
+        if any(device_p50(v, d) is not None for v in variants):
             return d, f"ranked by p50 latency on the target device `{d}`"
         return None, (
             f"ranked by host CPU p50 latency: the target device `{d}` measured no latency, "

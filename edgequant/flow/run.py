@@ -117,7 +117,7 @@ def execute(study: Study, final_dir: Path, stages: tuple = STAGES) -> dict:
     device, result["ranked_by"] = devices.latency_key(study, found)
     result["recommended"] = recommend(study, found, device)
     if result["recommended"] is None:
-        result["unmet"] = truth.why_none(study, found, result["errors"])
+        result["unmet"] = truth.why_none(study, found, result["errors"], device)
     return bundle.write(study, result, final_dir)
 
 
@@ -145,8 +145,11 @@ def latency(study: Study, variants: list[dict]) -> None:
 
 def recommend(study: Study, variants: list[dict], device: str | None = None) -> str | None:
     """The fastest variant within the budget for the target (Edge TPU: gate passed): fastest
-    on `device` when given (the target board), else on the host CPU; ties go to the smaller."""
+    on `device` when given (the target board; a variant that did not run there is out), else
+    on the host CPU; ties go to the smaller."""
     ok = [v for v in variants if v.get("within_budget")]
+    if device is not None:
+        ok = [v for v in ok if devices.device_p50(v, device) is not None]
     if study.config.target == "edgetpu":
         ok = [v for v in ok if v["gate"] == "pass"]
     else:
@@ -156,7 +159,7 @@ def recommend(study: Study, variants: list[dict], device: str | None = None) -> 
 
     def speed(v):
         if device is not None:
-            p50 = (v.get("devices") or {}).get(device, {}).get("p50")
+            p50 = devices.device_p50(v, device)
         else:
             p50 = (v.get("latency_ms") or {}).get("p50")
         return (math.inf if p50 is None else p50, v["size_bytes"])

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from edgequant.errors import UserError
+from edgequant.flow import devices
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,17 @@ def refuse_non_finite_outputs(
             )
 
 
-def why_none(study, variants: list[dict], errors: list[dict]) -> list[dict]:
+def why_none(study, variants: list[dict], errors: list[dict], device=None) -> list[dict]:
     """Why no variant is recommended, one entry per variant (and per failed step): the budget
-    it missed (top-1 drop or SQNR, as measured), the Edge TPU gate it failed, or the error
-    that stopped it. deploy.json's `unmet`; the summary and the report print it."""
+    it missed (top-1 drop or SQNR, as measured), the Edge TPU gate it failed, the target
+    device it did not run on, or the error that stopped it. deploy.json's `unmet`; the summary
+    and the report print it."""
     out = []
     for v in variants:
         reasons = []
+        if device is not None and devices.device_p50(v, device) is None:
+            status = ((v.get("devices") or {}).get(device) or {}).get("status", "not measured")
+            reasons.append(f"did not run on the target device {device}: {status}")
         if not v.get("within_budget"):
             reasons.append(f"misses the budget: {v.get('budget') or 'not measured'}")
         if study.config.target == "edgetpu" and v.get("gate") != "pass":

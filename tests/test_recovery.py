@@ -174,6 +174,22 @@ def test_the_top1_floor_joins_the_drop_budget_and_says_both():
     assert within_budget(_budget_study("probs"), {"top1": 0.89}, {"top1": 0.895})[0]
 
 
+def test_the_budget_budget_keys_names_judges_and_says_when_sqnr_stands_in():
+    """within_budget and the unused-key warning read one decision (budget_keys). Labelled
+    evaluation data with unlabelled --data: the ladder's validation samples have no top-1, so
+    the worst SQNR judges them, and the reason says why."""
+    from edgequant.flow.measure import within_budget
+
+    labelled = _budget_study("probs", max_drop_pp=1.0, min_sqnr_db=25.0)
+    ok, why = within_budget(labelled, {"sqnr_db": {"probs": 30.0}}, {"sqnr_db": {}})
+    assert ok and why == "top-1 not measured on these samples: worst-output SQNR 30.0 dB " + (
+        "(budget 25.0 dB)"
+    )
+    unlabelled = _budget_study(min_sqnr_db=25.0)
+    ok, why = within_budget(unlabelled, {"top1": 0.1, "sqnr_db": {"a": 24.0}}, {"top1": 0.9})
+    assert not ok and why == "worst-output SQNR 24.0 dB (budget 25.0 dB)"  # no labels: SQNR
+
+
 def test_a_budget_the_data_cannot_judge_is_named_not_silently_ignored():
     from edgequant.flow.measure import budget_keys
     from edgequant.flow.prepare import unused_budget

@@ -201,8 +201,8 @@ def test_two_workers_train_and_qat_like_one(tmp_path):
     assert _normalized(_files(multi_dir)) == _normalized(_files(single_dir))
     assert list(multi_tmp.iterdir()) == []
     # Same data, same global batches, so the same training: every epoch's loss within 10% (a
-    # worker reading the whole dataset, or running half the steps, is far off in the first epoch) and
-    # the same accuracy within 2 pp, float and QAT. Not bit-identical: batch norm's statistics
+    # worker reading the whole dataset, or running half the steps, is far off in the first
+    # epoch) and the same accuracy within 2 pp, float and QAT. Not bit-identical: batch norm's statistics
     # are per replica (32 samples, not 64) and the sums run in another order. Measured on
     # n=1000: float equal (0.928), QAT 0.905 vs 0.919 on an AVX-512 Xeon, <1 pp elsewhere.
     ref = json.loads((single_dir / "deploy.json").read_text())

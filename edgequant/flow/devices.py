@@ -6,8 +6,8 @@ Here the records become each variant's `devices` entry, and a device that fails 
 line in result["errors"] instead of stopping the run: every other result is still written,
 and the binary exits non-zero. A variant the device's runtime cannot load (an op or op version
 newer than its TFLite: fleet's `unsupported`) is not a failing device: it is a warning, and
-that variant cannot be recommended for the device. An unknown device name is bad input, refused before any work
-by config_check (like every config key).
+that variant cannot be recommended for the device. An unknown device name is bad input,
+refused before any work by config_check (like every config key).
 """
 
 from __future__ import annotations
@@ -112,9 +112,14 @@ def _device_names(study: Study) -> list[str]:
     ]
 
 
+def on_device(variant: dict, device: str) -> dict:
+    """The variant's entry for `device` (see `entry`); {} when it was not sent there."""
+    return (variant.get("devices") or {}).get(device) or {}
+
+
 def device_p50(variant: dict, device: str) -> float | None:
     """The variant's p50 on `device`; None when it did not run there."""
-    return ((variant.get("devices") or {}).get(device) or {}).get("p50")
+    return on_device(variant, device).get("p50")
 
 
 def latency_key(study: Study, variants: list[dict]) -> tuple[str | None, str]:

@@ -116,7 +116,7 @@ def why_none(study, variants: list[dict], errors: list[dict], device=None) -> li
     for v in variants:
         reasons = []
         if device is not None and devices.device_p50(v, device) is None:
-            status = ((v.get("devices") or {}).get(device) or {}).get("status", "not measured")
+            status = devices.on_device(v, device).get("status", "not measured")
             reasons.append(f"did not run on the target device {device}: {status}")
         if not v.get("within_budget"):
             reasons.append(f"misses the budget: {v.get('budget') or 'not measured'}")
